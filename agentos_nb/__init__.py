@@ -1,0 +1,35 @@
+"""agentos_nb: Rivet's agentOS orchestration model for Python and Jupyter.
+
+The public API lives here and only here; everything else is an implementation detail.
+"""
+
+from agentos_nb import errors
+from agentos_nb.actors.context import ActorContext
+from agentos_nb.actors.definition import ActorDefinition, ActorOptions, QueueSpec, actor, queue
+from agentos_nb.actors.handles import ActorHandle, Client, DeadLetter, SendResult
+from agentos_nb.actors.queues import Message
+from agentos_nb.actors.registry import Registry, setup
+from agentos_nb.events import Event, EventBus, Subscription
+from agentos_nb.store import MemoryStore, Store
+
+__all__ = [
+    "ActorContext",
+    "ActorDefinition",
+    "ActorHandle",
+    "ActorOptions",
+    "Client",
+    "DeadLetter",
+    "Event",
+    "EventBus",
+    "MemoryStore",
+    "Message",
+    "QueueSpec",
+    "Registry",
+    "SendResult",
+    "Store",
+    "Subscription",
+    "actor",
+    "errors",
+    "queue",
+    "setup",
+]

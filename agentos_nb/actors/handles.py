@@ -1,0 +1,210 @@
+"""The client side: `client.NAME.get_or_create(key)` and the handles it returns.
+
+Handles are cheap and stateless: making one touches nothing. The actor is looked up (or
+created) on the first call, and its id is remembered.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from agentos_nb.errors import ActorNotFound, UnknownAction, UnknownActorType, ValidationError
+
+if TYPE_CHECKING:
+    from agentos_nb.actors.registry import Registry
+
+T = TypeVar("T")
+Key = str | list[str] | tuple[str, ...]
+Lookup = Literal["get_or_create", "get", "id"]
+
+
+class SendResult(BaseModel):
+    """What `send` returns: at once with status "enqueued", or the outcome with `wait=True`."""
+
+    status: Literal["enqueued", "completed", "timed_out", "dead_lettered"]
+    message_id: int
+    response: Any = None
+    error: str | None = None
+
+
+class DeadLetter(BaseModel):
+    """A message that failed `max_attempts` deliveries; `replay` puts it back in its queue."""
+
+    message_id: int
+    queue: str
+    body: Any
+    attempts: int
+    error: str | None
+    created_at: float
+
+
+def normalize_key(key: Key) -> tuple[str, ...]:
+    parts = (key,) if isinstance(key, str) else tuple(key)
+    for part in parts:
+        if not isinstance(part, str):
+            raise ValidationError(f"an actor key is a string or a list of strings, not {key!r}")
+    return parts
+
+
+class ActorHandle:
+    """A reference to one actor. Its actions are methods: `await handle.ingest_issue(...)`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        *,
+        key: tuple[str, ...] | None,
+        actor_id: str | None,
+        lookup: Lookup,
+        create_input: Any = None,
+    ) -> None:
+        self._registry = registry
+        self._name = name
+        self._key = key
+        self._actor_id = actor_id
+        self._lookup = lookup
+        self._create_input = create_input
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def key(self) -> tuple[str, ...] | None:
+        """The key, or None for a handle made by id that has not been resolved yet."""
+        return self._key
+
+    async def resolve(self) -> str:
+        """The actor's id, creating the actor first if this is a `get_or_create` handle."""
+        if self._actor_id is None:
+            assert self._key is not None
+            self._actor_id = await self._registry.resolve(
+                self._name, self._key, create=self._lookup == "get_or_create", input=self._create_input
+            )
+        elif self._key is None:
+            self._key = await self._registry.key_of(self._name, self._actor_id)
+        return self._actor_id
+
+    async def send(
+        self,
+        queue: str,
+        body: Any,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+        block: bool = False,
+    ) -> SendResult:
+        """Store a message on one of the actor's queues.
+
+        Returns once the message is stored. With `block=True`, a full queue is waited on
+        instead of refused. With `wait=True`, returns when a consumer completes the message,
+        or with status "timed_out" after `timeout` seconds (the message stays queued).
+        """
+        return await self._retrying(
+            lambda actor_id: self._registry.send(
+                actor_id, queue, body, wait=wait, timeout=timeout, block=block
+            )
+        )
+
+    async def wait_for(self, message_id: int, *, timeout: float | None = None) -> SendResult:
+        """Wait for the outcome of a message sent earlier, even by a registry now gone."""
+        return await self._retrying(
+            lambda actor_id: self._registry.wait_for(actor_id, message_id, timeout=timeout)
+        )
+
+    async def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._retrying(lambda actor_id: self._registry.invoke(actor_id, action, args, kwargs))
+
+    async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        return await self._retrying(lambda actor_id: self._registry.dead_letters(actor_id, queue))
+
+    async def replay(self, message_id: int) -> None:
+        """Put a dead letter back at the tail of its queue, its attempts reset."""
+        await self._retrying(lambda actor_id: self._registry.replay(actor_id, message_id))
+
+    def __getattr__(self, action: str) -> Callable[..., Awaitable[Any]]:
+        if action.startswith("_"):
+            raise AttributeError(action)
+        definition = self._registry.definitions[self._name]
+        if action not in definition.actions:
+            defined = ", ".join(sorted(definition.actions)) or "none"
+            raise UnknownAction(f"actor {self._name!r} has no action {action!r} (defined: {defined})")
+        return functools.partial(self.call, action)
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._registry.definitions[self._name].actions]
+
+    def __repr__(self) -> str:
+        where = f"key={list(self._key)!r}" if self._key is not None else f"id={self._actor_id!r}"
+        return f"<ActorHandle {self._name} {where}>"
+
+    async def _retrying(self, call: Callable[[str], Awaitable[T]]) -> T:
+        """Run `call` on the actor; a `get_or_create` handle whose actor was destroyed makes a new one."""
+        actor_id = await self.resolve()
+        try:
+            return await call(actor_id)
+        except ActorNotFound:
+            if self._lookup != "get_or_create":
+                raise
+            self._actor_id = None
+            return await call(await self.resolve())
+
+
+class ActorAccessor:
+    """`client.NAME`: makes handles for one actor type."""
+
+    def __init__(self, registry: Registry, name: str) -> None:
+        self._registry = registry
+        self._name = name
+
+    def get_or_create(self, key: Key = (), *, create_with_input: Any = None) -> ActorHandle:
+        return ActorHandle(
+            self._registry,
+            self._name,
+            key=normalize_key(key),
+            actor_id=None,
+            lookup="get_or_create",
+            create_input=create_with_input,
+        )
+
+    def get(self, key: Key = ()) -> ActorHandle:
+        """A handle that never creates: calls raise `ActorNotFound` if the actor does not exist."""
+        return ActorHandle(self._registry, self._name, key=normalize_key(key), actor_id=None, lookup="get")
+
+    async def create(self, key: Key = (), *, input: Any = None) -> ActorHandle:
+        """Create the actor now; raises `ActorAlreadyExists` if the key is taken."""
+        normalized = normalize_key(key)
+        actor_id = await self._registry.create(self._name, normalized, input=input)
+        return ActorHandle(self._registry, self._name, key=normalized, actor_id=actor_id, lookup="get")
+
+    def get_for_id(self, actor_id: str) -> ActorHandle:
+        return ActorHandle(self._registry, self._name, key=None, actor_id=actor_id, lookup="id")
+
+    def __repr__(self) -> str:
+        return f"<ActorAccessor {self._name}>"
+
+
+class Client:
+    """In-process access to a registry's actors: `client.writer`, or `client["writer"]`."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def __getattr__(self, name: str) -> ActorAccessor:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> ActorAccessor:
+        if name not in self._registry.definitions:
+            defined = ", ".join(sorted(self._registry.definitions)) or "none"
+            raise UnknownActorType(f"the registry defines no actor {name!r} (defined: {defined})")
+        return ActorAccessor(self._registry, name)
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self._registry.definitions]

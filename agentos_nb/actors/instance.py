@@ -1,0 +1,330 @@
+"""One awake actor: its lifecycle (wake, sleep, destroy), its run loop, and its action calls.
+
+An instance exists only while the actor is awake. Sleeping saves the state, stops every task
+the actor owns and drops the instance; a later message or action wakes a fresh one from the
+store. Each action runs in its own task so that sleep and registry shutdown can stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import pydantic
+
+from agentos_nb.actors.context import ActorContext
+from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.actors.queues import Mailbox, MailboxClosed, Message, QueueConsumer
+from agentos_nb.actors.scheduling import Schedule
+from agentos_nb.errors import ActionTimeout, ActorStopped, UnknownAction, ValidationError
+from agentos_nb.events import (
+    ActionFinished,
+    ActionStarted,
+    ActorCrashed,
+    ActorEvent,
+    ActorRef,
+    ActorSlept,
+    ActorWoke,
+)
+from agentos_nb.store.protocol import ActorRecord
+
+if TYPE_CHECKING:
+    from agentos_nb.actors.registry import Registry
+
+Phase = Literal["waking", "awake", "stopping", "stopped"]
+T = TypeVar("T")
+_call_ids = itertools.count(1)
+
+
+class ActorInstance:
+    def __init__(self, registry: Registry, record: ActorRecord, definition: ActorDefinition) -> None:
+        self.registry = registry
+        self.definition = definition
+        self.ref = ActorRef(name=record.name, key=record.key, actor_id=record.actor_id)
+        self.phase: Phase = "waking"
+        self.context = ActorContext(self)
+        self.mailbox = Mailbox(
+            ref=self.ref,
+            definition=definition,
+            store=registry.store,
+            bus=registry.bus,
+            on_settled=registry.settle,
+            on_activity=self._touch,
+        )
+        self.consumer = QueueConsumer(self.mailbox)
+        self.schedule = Schedule(self)
+        self._state_adapter = definition.state_adapter()
+        self.state: Any = None
+        self.vars: Any = None
+        self._saved_state: bytes | None = record.state
+        self._loop = asyncio.get_running_loop()
+        self._last_active = self._loop.time()
+        self._requests = 0
+        self._keep_awake = 0
+        self._run_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._save_timer: asyncio.TimerHandle | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self.awake_future: asyncio.Future[None] = self._loop.create_future()
+        self.stopped_future: asyncio.Future[None] = self._loop.create_future()
+        if record.state is not None:
+            self.state = self._state_adapter.validate_json(record.state)
+
+    # --- waking --------------------------------------------------------------------------------
+
+    async def create(self, input: Any) -> None:
+        """First life of an actor: initial state, then `on_create(c, input)`, state saved."""
+        self.state = self.definition.initial_state()
+        await self._hook("on_create", self.definition.on_create, input)
+        await self.save_state()
+
+    async def wake(self) -> None:
+        """`vars`, `on_wake`, stored messages, then the run loop in the background."""
+        self.vars = self.definition.initial_vars(self.context)
+        await self._hook("on_wake", self.definition.on_wake)
+        await self.mailbox.load()
+        self.phase = "awake"
+        if self.definition.run is not None:
+            self._run_task = self._loop.create_task(
+                self._supervise_run(), name=f"agentos-run:{self.ref.name}:{self.ref.actor_id}"
+            )
+        self._arm_idle_timer(self.definition.options.sleep_timeout)
+        self._emit(ActorWoke)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    async def send(self, queue: str, body: Any, *, block: bool, deadline: float | None) -> Message:
+        if self.phase != "awake":
+            raise MailboxClosed
+        self._requests += 1
+        try:
+            return await self.mailbox.enqueue(queue, body, block=block, deadline=deadline)
+        finally:
+            self._requests -= 1
+            self._last_active = self._loop.time()
+
+    async def call_action(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
+        action = self.definition.actions.get(name)
+        if action is None:
+            defined = ", ".join(sorted(self.definition.actions)) or "none"
+            raise UnknownAction(f"actor {self.ref.name!r} has no action {name!r} (defined: {defined})")
+        if self.phase != "awake":
+            raise MailboxClosed
+        call_id = next(_call_ids)
+        started = time.monotonic()
+        self._emit(ActionStarted, action=name, call_id=call_id)
+        self._requests += 1
+        task = self._loop.create_task(_call(action, self.context, *args, **kwargs))
+        self._tasks.add(task)
+        error: BaseException | None = None
+        try:
+            async with asyncio.timeout(self.definition.options.action_timeout):
+                return await task
+        except TimeoutError:
+            error = ActionTimeout(
+                f"action {name!r} of actor {self.ref.name!r} ran past its "
+                f"{self.definition.options.action_timeout:g} s timeout",
+                action=name,
+            )
+            raise error from None
+        except asyncio.CancelledError:
+            if task.cancelled() and not _current_task_cancelling():
+                error = ActorStopped(
+                    f"actor {self.ref.name!r} stopped before action {name!r} finished", action=name
+                )
+                raise error from None
+            raise
+        except BaseException as raised:
+            error = raised
+            raise
+        finally:
+            self._tasks.discard(task)
+            self._requests -= 1
+            self._touch()
+            self.state_touched()
+            self._emit(
+                ActionFinished,
+                action=name,
+                call_id=call_id,
+                duration=time.monotonic() - started,
+                error=None if error is None else f"{type(error).__name__}: {error}",
+            )
+
+    def keep_awake(self, awaitable: Awaitable[T]) -> asyncio.Future[T]:
+        future = asyncio.ensure_future(awaitable)
+        self._keep_awake += 1
+        self._tasks.add(future)
+
+        def done(_: asyncio.Future[T]) -> None:
+            self._keep_awake -= 1
+            self._tasks.discard(future)
+            self._touch()
+
+        future.add_done_callback(done)
+        return future
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def state_touched(self) -> None:
+        """Something may have changed the state: save it soon, once, whatever else changes."""
+        if self._save_timer is None and self.phase == "awake":
+            self._save_timer = self._loop.call_later(
+                self.definition.options.state_save_interval, self._save_soon
+            )
+
+    def _save_soon(self) -> None:
+        self._save_timer = None
+        self.spawn(self.save_state())
+
+    async def save_state(self) -> None:
+        """Write the state if it changed since the last save."""
+        try:
+            data = self._state_adapter.dump_json(self.state)
+        except pydantic.PydanticSerializationError as error:
+            raise ValidationError(f"state of actor {self.ref.name!r} cannot be saved: {error}") from None
+        if data != self._saved_state:
+            await self.registry.store.save_state(self.ref.actor_id, data)
+            self._saved_state = data
+
+    # --- the run loop --------------------------------------------------------------------------
+
+    async def _supervise_run(self) -> None:
+        """Run `run(c)`; if it crashes, give back its messages, say so, and restart with backoff."""
+        assert self.definition.run is not None
+        options = self.definition.options
+        backoff = options.restart_backoff
+        while self.phase == "awake":
+            progress_before = self.mailbox.completed_total
+            try:
+                await _call(self.definition.run, self.context)
+            except asyncio.CancelledError:
+                await self.consumer.abandon(error=None)
+                raise
+            except Exception as error:
+                await self.consumer.abandon(error=f"run loop crashed: {type(error).__name__}: {error}")
+                if self.mailbox.completed_total > progress_before:
+                    backoff = options.restart_backoff
+                self._emit(
+                    ActorCrashed,
+                    phase="run",
+                    error=str(error),
+                    error_type=type(error).__name__,
+                    restart_in=backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(max(backoff * 2, 0.05), options.restart_backoff_max)
+            else:
+                await self.consumer.finish()
+                return
+
+    # --- sleeping ------------------------------------------------------------------------------
+
+    def is_idle(self) -> bool:
+        run = self._run_task
+        return (
+            self._requests == 0
+            and self._keep_awake == 0
+            and not self.mailbox.in_flight
+            and (run is None or run.done() or self.mailbox.consumer_waiting)
+        )
+
+    def request_stop(self, *, destroy: bool) -> None:
+        if self.phase == "awake" and self._stop_task is None:
+            self._stop_task = self.spawn(self.registry.retire(self, destroy=destroy))
+
+    async def stop(self, *, grace: float) -> None:
+        """Stop every task of this actor: let them finish for `grace` seconds, then cancel."""
+        self.phase = "stopping"
+        for timer in (self._idle_timer, self._save_timer):
+            if timer is not None:
+                timer.cancel()
+        self._save_timer = None
+        self.mailbox.close()
+        current = asyncio.current_task()
+        running = {t for t in self._tasks if t is not current and not t.done()}
+        if self._run_task is not None and self._run_task is not current:
+            running.add(self._run_task)
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+        await self.consumer.abandon(error=None)
+
+    async def finish_sleep(self) -> None:
+        await self._hook_reporting("on_sleep", self.definition.on_sleep)
+        await self.save_state()
+        self._emit(ActorSlept)
+
+    async def finish_destroy(self) -> None:
+        await self._hook_reporting("on_destroy", self.definition.on_destroy)
+
+    def mark_stopped(self) -> None:
+        self.phase = "stopped"
+        if not self.stopped_future.done():
+            self.stopped_future.set_result(None)
+
+    def _arm_idle_timer(self, delay: float) -> None:
+        self._idle_timer = self._loop.call_later(max(delay, 0.0), self._check_idle)
+
+    def _check_idle(self) -> None:
+        if self.phase != "awake":
+            return
+        timeout = self.definition.options.sleep_timeout
+        idle_for = self._loop.time() - self._last_active
+        if self.is_idle() and idle_for >= timeout:
+            self.request_stop(destroy=False)
+        else:
+            self._arm_idle_timer(timeout - idle_for if self.is_idle() else timeout)
+
+    def _touch(self) -> None:
+        self._last_active = self._loop.time()
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def spawn(self, awaitable: Awaitable[T]) -> asyncio.Task[T]:
+        return self.registry.spawn(awaitable)
+
+    async def _hook(self, phase: Any, hook: Callable[..., Any] | None, *args: Any) -> None:
+        if hook is None:
+            return
+        try:
+            await _call(hook, self.context, *args)
+        except Exception as error:
+            self._emit_crash(phase, error)
+            raise
+
+    async def _hook_reporting(self, phase: Any, hook: Callable[..., Any] | None) -> None:
+        """Run a shutdown hook; a failure is an event, never a reason to keep running."""
+        try:
+            await self._hook(phase, hook)
+        except Exception:
+            return
+
+    def _emit_crash(self, phase: Any, error: BaseException) -> None:
+        self._emit(ActorCrashed, phase=phase, error=str(error), error_type=type(error).__name__)
+
+    def _emit(self, kind: type[ActorEvent], **fields: Any) -> None:
+        """Publish an event about this actor; nothing is built when nobody listens."""
+        bus = self.registry.bus
+        if bus.active:
+            bus.publish(kind(actor=self.ref, **fields))
+
+
+async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call user code that may be sync or async."""
+    result = fn(*args, **kwargs)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -1,0 +1,541 @@
+"""Typed, durable queues: an awake actor's mailbox, its messages, and the consumer API `c.queue`.
+
+Every change is written through to the store before it counts: a send returns once the message
+is stored, an acknowledgement removes it from the store, and a delivery is recorded as a lease.
+The mailbox keeps the awake actor's pending messages in memory so that delivery never queries
+the store; on wake it reloads them, and a lease found there (a delivery cut short by a crash)
+counts as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Literal
+
+import pydantic
+
+from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.errors import (
+    AlreadyCompleted,
+    MessageReleased,
+    MessageTooLarge,
+    PreviousMessageNotCompleted,
+    QueueFull,
+    UnknownQueue,
+    ValidationError,
+)
+from agentos_nb.events import (
+    ActorRef,
+    EventBus,
+    MessageCompleted,
+    MessageDeadLettered,
+    MessageEnqueued,
+    MessageReceived,
+    MessageRedelivered,
+    MessageRejected,
+)
+from agentos_nb.store.protocol import MessageRecord, Store
+
+Outcome = Literal["completed", "dead_lettered"]
+SettledCallback = Callable[[int, Outcome, Any, "str | None"], None]
+
+
+class MailboxClosed(Exception):
+    """Internal: the actor is going to sleep; the caller should wake it again and retry."""
+
+
+class Message:
+    """One delivered (or pending) queue message, as the consumer sees it."""
+
+    __slots__ = ("_mailbox", "_record", "body", "completable", "settled")
+
+    def __init__(self, mailbox: Mailbox, record: MessageRecord, body: Any) -> None:
+        self._mailbox = mailbox
+        self._record = record
+        self.body = body
+        self.completable = False
+        self.settled = False
+
+    @property
+    def id(self) -> int:
+        return self._record.message_id
+
+    @property
+    def name(self) -> str:
+        """The queue the message came from."""
+        return self._record.queue
+
+    @property
+    def attempt(self) -> int:
+        """How many times this message has been delivered, this delivery included."""
+        return self._record.attempt
+
+    @property
+    def created_at(self) -> float:
+        return self._record.created_at
+
+    async def complete(self, response: Any = None) -> None:
+        """Acknowledge the message; for a queue with a response type, `response` is its answer."""
+        await self._mailbox.complete(self, response)
+
+    def __repr__(self) -> str:
+        return f"Message(id={self.id}, queue={self.name!r}, attempt={self.attempt}, body={self.body!r})"
+
+
+class Mailbox:
+    """The queues of one awake actor: pending messages in FIFO order, and those in flight."""
+
+    def __init__(
+        self,
+        *,
+        ref: ActorRef,
+        definition: ActorDefinition,
+        store: Store,
+        bus: EventBus,
+        on_settled: SettledCallback,
+        on_activity: Callable[[], None],
+    ) -> None:
+        self._ref = ref
+        self._definition = definition
+        self._store = store
+        self._bus = bus
+        self._on_settled = on_settled
+        self._on_activity = on_activity
+        self._pending: dict[str, deque[Message]] = {name: deque() for name in definition.queues}
+        self._held: dict[str, int] = dict.fromkeys(definition.queues, 0)
+        self.in_flight: dict[int, Message] = {}
+        self._consumers: list[tuple[frozenset[str], asyncio.Future[None]]] = []
+        self._room: dict[str, list[asyncio.Future[None]]] = {name: [] for name in definition.queues}
+        self.closed = False
+        self.received_while_closed = False
+        self.completed_total = 0
+
+    # --- loading -----------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Bring the actor's stored messages back after a wake; interrupted deliveries count."""
+        max_attempts = self._definition.options.max_attempts
+        for record in await self._store.load_queues(self._ref.actor_id):
+            spec = self._definition.queues.get(record.queue)
+            if spec is None:
+                await self._bury(record, f"queue {record.queue!r} is no longer declared")
+                continue
+            try:
+                body = spec.body.validate_json(record.body)
+            except pydantic.ValidationError as error:
+                await self._bury(record, f"stored body no longer fits the queue: {error}")
+                continue
+            if record.status == "leased":
+                if record.attempt >= max_attempts:
+                    await self._bury(record, _unacknowledged(record.attempt))
+                    continue
+                await self._store.release(record.message_id)
+                record.status = "pending"
+                self._emit_redelivered(record)
+            self._pending[record.queue].append(Message(self, record, body))
+            self._held[record.queue] += 1
+
+    # --- producing -----------------------------------------------------------------------------
+
+    async def enqueue(
+        self, name: str, body: Any, *, block: bool = False, deadline: float | None = None
+    ) -> Message:
+        """Validate and store a message; refuses (storing nothing) when it cannot be taken."""
+        spec = self._definition.queues.get(name)
+        if spec is None:
+            declared = ", ".join(sorted(self._definition.queues)) or "none"
+            raise self._reject(
+                name,
+                UnknownQueue(f"actor {self._ref.name!r} has no queue {name!r} (declared: {declared})"),
+            )
+        try:
+            value = spec.body.validate_python(body)
+        except pydantic.ValidationError as error:
+            raise self._reject(
+                name, ValidationError.from_pydantic(f"body for queue {name!r}", error)
+            ) from None
+        data = spec.body.dump_json(value)
+        max_size, max_bytes = self._definition.queue_limits(name)
+        if len(data) > max_bytes:
+            raise self._reject(
+                name,
+                MessageTooLarge(
+                    f"body for queue {name!r} is {len(data)} bytes as JSON; the limit is {max_bytes}",
+                    size=len(data),
+                    limit=max_bytes,
+                ),
+            )
+        while self._held[name] >= max_size:
+            if not block:
+                raise self._reject(name, _full(name, max_size))
+            if not await self._wait_for_room(name, deadline):
+                raise self._reject(name, _full(name, max_size))
+        self._held[name] += 1  # reserve the place before the store write can yield
+        try:
+            record = await self._store.enqueue(self._ref.actor_id, name, data, time.time())
+        except BaseException:
+            self._held[name] -= 1
+            raise
+        message = Message(self, record, value)
+        self._pending[name].append(message)
+        if self.closed:
+            self.received_while_closed = True
+        else:
+            self._wake_consumer(name)
+        if self._bus.active:
+            self._bus.publish(
+                MessageEnqueued.model_construct(
+                    actor=self._ref, queue=name, message_id=record.message_id, size=len(data)
+                )
+            )
+        return message
+
+    def depth(self, name: str) -> int:
+        """Messages held by the queue: pending and in flight."""
+        return self._held[name]
+
+    def pending_count(self) -> int:
+        return sum(len(q) for q in self._pending.values())
+
+    # --- consuming -----------------------------------------------------------------------------
+
+    def check_names(self, names: str | Iterable[str] | None) -> frozenset[str]:
+        if names is None:
+            return frozenset(self._pending)
+        chosen = frozenset([names] if isinstance(names, str) else names)
+        unknown = chosen - self._pending.keys()
+        if unknown:
+            raise UnknownQueue(f"actor {self._ref.name!r} has no queue {sorted(unknown)[0]!r}")
+        return chosen
+
+    def take(self, names: frozenset[str], count: int) -> list[Message]:
+        """Pop up to `count` pending messages, oldest first across `names`."""
+        taken: list[Message] = []
+        while len(taken) < count:
+            oldest: deque[Message] | None = None
+            for name in names:
+                candidates = self._pending[name]
+                if candidates and (oldest is None or candidates[0]._record.seq < oldest[0]._record.seq):
+                    oldest = candidates
+            if oldest is None:
+                break
+            message = oldest.popleft()
+            self.in_flight[message.id] = message
+            taken.append(message)
+        return taken
+
+    async def lease(self, message: Message) -> None:
+        await self._store.lease(message.id)
+        record = message._record
+        record.attempt += 1
+        record.status = "leased"
+        if self._bus.active:
+            self._bus.publish(
+                MessageReceived.model_construct(
+                    actor=self._ref, queue=record.queue, message_id=record.message_id, attempt=record.attempt
+                )
+            )
+
+    async def wait_for_message(self, names: frozenset[str], deadline: float | None) -> bool:
+        """Wait until one of `names` may have a message; False on timeout or when closed."""
+        if self.closed:
+            return False
+        waiter = asyncio.get_running_loop().create_future()
+        entry = (names, waiter)
+        self._consumers.append(entry)
+        try:
+            return await _until(waiter, deadline) and not self.closed
+        finally:
+            if entry in self._consumers:
+                self._consumers.remove(entry)
+
+    @property
+    def consumer_waiting(self) -> bool:
+        return bool(self._consumers)
+
+    # --- settling ------------------------------------------------------------------------------
+
+    async def complete(self, message: Message, response: Any) -> None:
+        """The consumer's `complete()`: the response is checked against the queue's type."""
+        if message.settled:
+            raise AlreadyCompleted(f"message {message.id} was already completed")
+        if self.in_flight.get(message.id) is not message:
+            raise MessageReleased(
+                f"message {message.id} is no longer held by this consumer; it was released for redelivery"
+            )
+        spec = self._definition.queues[message.name]
+        if spec.response is None:
+            if response is not None:
+                raise ValidationError(
+                    f"queue {message.name!r} declares no response type, so complete() takes no response"
+                )
+            await self.acknowledge(message)
+            return
+        try:
+            value = spec.response.validate_python(response)
+        except pydantic.ValidationError as error:
+            raise ValidationError.from_pydantic(f"response for queue {message.name!r}", error) from None
+        await self.acknowledge(message, value, spec.response.dump_json(value))
+
+    async def acknowledge(
+        self, message: Message, response: Any = None, response_data: bytes | None = None
+    ) -> None:
+        """Remove a delivered message for good, keeping its response for whoever waits on it."""
+        message.settled = True
+        del self.in_flight[message.id]
+        await self._store.complete(message.id, response_data)
+        self._free(message.name)
+        self.completed_total += 1
+        self._on_settled(message.id, "completed", response, None)
+        self._on_activity()
+        if self._bus.active:
+            self._bus.publish(
+                MessageCompleted.model_construct(
+                    actor=self._ref, queue=message.name, message_id=message.id, response=response
+                )
+            )
+
+    async def release(self, messages: list[Message], *, error: str | None) -> None:
+        """Give messages back unacknowledged; with an `error` this delivery failed and counts."""
+        max_attempts = self._definition.options.max_attempts
+        for message in sorted(messages, key=lambda m: m._record.seq, reverse=True):
+            if message.settled or self.in_flight.pop(message.id, None) is None:
+                continue
+            record = message._record
+            if error is not None and record.attempt >= max_attempts:
+                message.settled = True
+                await self._bury(record, f"{error} (after {record.attempt} attempts)")
+                self._free(message.name)
+                continue
+            await self._store.release(message.id)
+            record.status = "pending"
+            self._pending[message.name].appendleft(message)
+            self._emit_redelivered(record)
+            self._wake_consumer(message.name)
+
+    def close(self) -> None:
+        """Stop handing out messages: waiting consumers and blocked senders return at once."""
+        self.closed = True
+        for _, waiter in self._consumers:
+            if not waiter.done():
+                waiter.set_result(None)
+        for waiters in self._room.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def adopt(self, record: MessageRecord) -> None:
+        """Take in a message the store moved back to pending (a replayed dead letter)."""
+        body = self._definition.queues[record.queue].body.validate_json(record.body)
+        self._pending[record.queue].append(Message(self, record, body))
+        self._held[record.queue] += 1
+        if self.closed:
+            self.received_while_closed = True
+        else:
+            self._wake_consumer(record.queue)
+
+    def live_message_ids(self) -> list[int]:
+        return [m.id for q in self._pending.values() for m in q] + list(self.in_flight)
+
+    # --- internals -----------------------------------------------------------------------------
+
+    async def _bury(self, record: MessageRecord, error: str) -> None:
+        await self._store.dead_letter(record.message_id, error)
+        self._on_settled(record.message_id, "dead_lettered", None, error)
+        if self._bus.active:
+            self._bus.publish(
+                MessageDeadLettered.model_construct(
+                    actor=self._ref,
+                    queue=record.queue,
+                    message_id=record.message_id,
+                    attempts=record.attempt,
+                    error=error,
+                )
+            )
+
+    def _free(self, name: str) -> None:
+        self._held[name] -= 1
+        waiters = self._room[name]
+        if waiters:
+            waiter = waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_for_room(self, name: str, deadline: float | None) -> bool:
+        if self.closed:
+            raise MailboxClosed
+        waiter = asyncio.get_running_loop().create_future()
+        self._room[name].append(waiter)
+        try:
+            arrived = await _until(waiter, deadline)
+        finally:
+            if waiter in self._room[name]:
+                self._room[name].remove(waiter)
+        if self.closed:
+            raise MailboxClosed
+        return arrived
+
+    def _wake_consumer(self, name: str) -> None:
+        for names, waiter in self._consumers:
+            if name in names and not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _reject(self, name: str, error: Exception) -> Exception:
+        if self._bus.active:
+            self._bus.publish(
+                MessageRejected.model_construct(
+                    actor=self._ref, queue=name, code=getattr(error, "code", ""), reason=str(error)
+                )
+            )
+        return error
+
+    def _emit_redelivered(self, record: MessageRecord) -> None:
+        if self._bus.active:
+            self._bus.publish(
+                MessageRedelivered.model_construct(
+                    actor=self._ref, queue=record.queue, message_id=record.message_id, attempt=record.attempt
+                )
+            )
+
+
+class QueueConsumer:
+    """`c.queue`: how an actor reads its queues, one message at a time, and pushes to them.
+
+    A plain message is acknowledged when the consumer asks for the next one (or the run loop
+    returns); a completable one only by `complete()`. Whatever is still held when the run loop
+    crashes goes back to its queue and counts as a failed attempt.
+    """
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self._mailbox = mailbox
+        self._held: list[Message] = []
+
+    async def next(
+        self,
+        names: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+        completable: bool = False,
+    ) -> Message | None:
+        """The next message, or None on timeout or when the actor is going to sleep."""
+        batch = await self.next_batch(1, names, timeout=timeout, completable=completable)
+        return batch[0] if batch else None
+
+    async def next_batch(
+        self,
+        count: int,
+        names: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+        completable: bool = False,
+    ) -> list[Message]:
+        """Wait for at least one message and return up to `count`, oldest first."""
+        if count < 1:
+            raise ValueError(f"next_batch needs a count of at least 1, not {count}")
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        return await self._receive(count, names, deadline, completable, wait=True)
+
+    async def try_next(
+        self, names: str | Iterable[str] | None = None, *, completable: bool = False
+    ) -> Message | None:
+        """A message if one is pending now, else None; never waits."""
+        batch = await self._receive(1, names, None, completable, wait=False)
+        return batch[0] if batch else None
+
+    async def iter(
+        self, names: str | Iterable[str] | None = None, *, completable: bool = False
+    ) -> AsyncIterator[Message]:
+        """Messages one at a time, until the actor goes to sleep (then the loop just ends)."""
+        while True:
+            message = await self.next(names, completable=completable)
+            if message is None:
+                return
+            yield message
+
+    async def push(self, name: str, body: Any) -> int:
+        """Enqueue onto one of this actor's own queues; returns the message id."""
+        message = await self._mailbox.enqueue(name, body)
+        return message.id
+
+    async def finish(self) -> None:
+        """The run loop returned: acknowledge plain messages, give back uncompleted ones."""
+        await self._acknowledge_plain()
+        await self.abandon(error=None)
+
+    async def abandon(self, *, error: str | None) -> None:
+        """Give back everything still held; an `error` makes it a failed attempt."""
+        held, self._held = self._held, []
+        await self._mailbox.release([m for m in held if not m.settled], error=error)
+
+    async def _receive(
+        self,
+        count: int,
+        names: str | Iterable[str] | None,
+        deadline: float | None,
+        completable: bool,
+        *,
+        wait: bool,
+    ) -> list[Message]:
+        mailbox = self._mailbox
+        chosen = mailbox.check_names(names)
+        open_ones = [m for m in self._held if m.completable and not m.settled]
+        if open_ones:
+            raise PreviousMessageNotCompleted(
+                f"complete message {open_ones[0].id} from queue {open_ones[0].name!r} "
+                "before asking for another"
+            )
+        await self._acknowledge_plain()
+        while True:
+            if mailbox.closed:
+                return []
+            taken = mailbox.take(chosen, count)
+            if taken:
+                break
+            if not wait or not await mailbox.wait_for_message(chosen, deadline):
+                return []
+        for message in taken:
+            message.completable = completable
+            self._held.append(message)
+            await mailbox.lease(message)
+        return taken
+
+    async def _acknowledge_plain(self) -> None:
+        held = self._held
+        if not held:
+            return
+        self._held = [m for m in held if m.completable and not m.settled]
+        for message in held:
+            if not message.completable and not message.settled:
+                await self._mailbox.acknowledge(message)
+
+
+async def _until(waiter: asyncio.Future[None], deadline: float | None) -> bool:
+    """Await `waiter` until `deadline` (loop time); False if the deadline came first."""
+    if deadline is None:
+        await waiter
+        return True
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        return False
+    try:
+        async with asyncio.timeout(remaining):
+            await waiter
+    except TimeoutError:
+        return False
+    return True
+
+
+def _full(name: str, max_size: int) -> QueueFull:
+    return QueueFull(
+        f"queue {name!r} is full ({max_size} messages); nothing was stored, retry later "
+        "or send with block=True",
+        limit=max_size,
+    )
+
+
+def _unacknowledged(attempts: int) -> str:
+    return f"delivered {attempts} times without being acknowledged"

@@ -1,0 +1,466 @@
+"""`setup(use=...)` and the registry: where actors are found, woken, put to sleep and stopped.
+
+A registry runs on the event loop it was started on. In a notebook that is the kernel's loop,
+so `registry.start()` returns at once and actors work in the background between cells.
+Starting a registry stops any running registry of the same name first, so re-running a
+setup cell never leaves two runtimes working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic_core import to_json
+
+from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.actors.handles import Client, DeadLetter, SendResult
+from agentos_nb.actors.instance import ActorInstance
+from agentos_nb.actors.queues import MailboxClosed, Outcome
+from agentos_nb.actors.scheduling import Scheduler
+from agentos_nb.errors import (
+    ActorAlreadyExists,
+    ActorNotFound,
+    InvalidDefinition,
+    MessageNotFound,
+    RegistryNotRunning,
+    UnknownQueue,
+    ValidationError,
+)
+from agentos_nb.events import ActorCreated, ActorDestroyed, EventBus, MessageReplayed
+from agentos_nb.store import Store, open_store
+from agentos_nb.store.protocol import ActorRecord, MessageRecord
+
+T = TypeVar("T")
+Phase = Literal["new", "starting", "running", "stopping", "stopped"]
+
+# The registry running under each name in this process: re-running a cell replaces, never doubles.
+_running: dict[str, Registry] = {}
+# Grace given to the work of a registry that a new start of the same name replaces.
+REPLACED_GRACE = 1.0
+
+
+class Registry:
+    def __init__(self, definitions: Mapping[str, ActorDefinition], store: Store, name: str) -> None:
+        self.name = name
+        self.definitions: dict[str, ActorDefinition] = dict(definitions)
+        self.store = store
+        self.bus = EventBus()
+        self.scheduler = Scheduler(self)
+        self.phase: Phase = "new"
+        self._client = Client(self)
+        self._instances: dict[str, ActorInstance] = {}
+        self._wakes: dict[str, asyncio.Task[ActorInstance]] = {}
+        self._ids: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._waiters: dict[int, list[asyncio.Future[SendResult]]] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._create_lock = asyncio.Lock()
+        self._startup: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> Registry:
+        """Start the runtime on the running event loop and return at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RegistryNotRunning(
+                "registry.start() needs a running event loop (a notebook cell has one); in a "
+                "script, start it inside `async def main()` run by asyncio.run, or use "
+                "`async with registry:`"
+            ) from None
+        if self.phase in ("starting", "running"):
+            return self
+        if self.phase != "new":
+            raise RegistryNotRunning(
+                f"registry {self.name!r} was stopped and cannot start again; call setup(...) anew"
+            )
+        previous = _running.get(self.name)
+        _running[self.name] = self
+        self.phase = "starting"
+        self._startup = loop.create_task(self._start(previous), name=f"agentos-start:{self.name}")
+        return self
+
+    async def _start(self, previous: Registry | None) -> None:
+        try:
+            if previous is not None:
+                await previous.stop(grace=REPLACED_GRACE)
+            await self.store.open()
+            await self.scheduler.start()
+        except BaseException:
+            self.phase = "stopped"
+            if _running.get(self.name) is self:
+                del _running[self.name]
+            raise
+        self.phase = "running"
+        for actor_id in await self.store.actors_with_pending():
+            self.spawn(self._wake_in_background(actor_id))
+
+    async def ready(self) -> Registry:
+        """Wait until `start()` has finished starting; raises what made it fail."""
+        await self._ensure_running()
+        return self
+
+    async def stop(self, *, grace: float | None = None) -> None:
+        """Drain and stop: actors sleep (their work gets `grace` seconds, default each actor's
+        `sleep_grace_period`), waiters are released, and every task is gone when this returns."""
+        if self.phase == "new":
+            self.phase = "stopped"
+            return
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)
+            return
+        self._stopped = asyncio.get_running_loop().create_future()
+        if _running.get(self.name) is self:
+            del _running[self.name]
+        if self._startup is not None and not self._startup.done():
+            await asyncio.wait([self._startup])
+        self.phase = "stopping"
+        try:
+            await self.scheduler.stop()
+            for wake in list(self._wakes.values()):
+                await asyncio.wait([wake])
+            await asyncio.gather(
+                *(self.retire(i, destroy=False, grace=grace) for i in list(self._instances.values())),
+                return_exceptions=True,
+            )
+            self._fail_waiters(RegistryNotRunning(f"registry {self.name!r} stopped"))
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.store.close()
+        finally:
+            self.phase = "stopped"
+            self._stopped.set_result(None)
+
+    async def __aenter__(self) -> Registry:
+        self.start()
+        return await self.ready()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def client(self) -> Client:
+        """The in-process client: `registry.client().writer.get_or_create(["my-project"])`."""
+        return self._client
+
+    def spawn(self, awaitable: Awaitable[T]) -> asyncio.Task[T]:
+        """Run background work that the registry keeps referenced and cancels on stop."""
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _ensure_running(self) -> None:
+        if self.phase == "running":
+            return
+        if self.phase == "starting" and self._startup is not None:
+            await asyncio.shield(self._startup)
+            return
+        if self.phase == "new":
+            raise RegistryNotRunning(f"registry {self.name!r} is not started; call registry.start()")
+        raise RegistryNotRunning(f"registry {self.name!r} has stopped")
+
+    # --- finding and waking actors -------------------------------------------------------------
+
+    async def resolve(self, name: str, key: tuple[str, ...], *, create: bool, input: Any) -> str:
+        """The id of actor (name, key), creating it if asked to and it does not exist."""
+        await self._ensure_running()
+        cached = self._ids.get((name, key))
+        if cached is not None:
+            return cached
+        record = await self.store.find_actor(name, key)
+        if record is None and create:
+            async with self._create_lock:
+                record = await self.store.find_actor(name, key)
+                if record is None:
+                    return await self._create(name, key, input)
+        if record is None:
+            raise ActorNotFound(f"no actor {name!r} with key {list(key)!r}")
+        self._ids[(name, key)] = record.actor_id
+        return record.actor_id
+
+    async def create(self, name: str, key: tuple[str, ...], *, input: Any) -> str:
+        await self._ensure_running()
+        async with self._create_lock:
+            if await self.store.find_actor(name, key) is not None:
+                raise ActorAlreadyExists(f"actor {name!r} with key {list(key)!r} already exists")
+            return await self._create(name, key, input)
+
+    async def key_of(self, name: str, actor_id: str) -> tuple[str, ...]:
+        await self._ensure_running()
+        record = await self.store.get_actor(actor_id)
+        if record is None or record.name != name:
+            raise ActorNotFound(f"no actor {name!r} with id {actor_id!r}")
+        return record.key
+
+    async def _create(self, name: str, key: tuple[str, ...], input: Any) -> str:
+        definition = self.definitions[name]
+        try:
+            input_json = to_json(input)
+        except Exception as error:
+            raise ValidationError(f"the input of a new actor must be a JSON value: {error}") from None
+        record = ActorRecord(uuid.uuid4().hex, name, key, time.time(), input=input_json)
+        await self.store.insert_actor(record)
+        instance = ActorInstance(self, record, definition)
+        try:
+            await instance.create(input)
+            await instance.wake()
+        except BaseException:
+            await instance.stop(grace=0)
+            await self.store.delete_actor(record.actor_id)
+            raise
+        self._instances[record.actor_id] = instance
+        self._ids[(name, key)] = record.actor_id
+        if self.bus.active:
+            self.bus.publish(ActorCreated(actor=instance.ref))
+        return record.actor_id
+
+    async def awake(self, actor_id: str) -> ActorInstance:
+        """The awake instance of an actor, waking it from the store if it sleeps."""
+        instance = self._instances.get(actor_id)
+        if instance is not None and instance.phase == "awake":
+            return instance
+        await self._ensure_running()
+        while True:
+            instance = self._instances.get(actor_id)
+            if instance is not None:
+                if instance.phase == "awake":
+                    return instance
+                await asyncio.shield(instance.stopped_future)
+                continue
+            wake = self._wakes.get(actor_id)
+            if wake is None:
+                wake = asyncio.get_running_loop().create_task(self._wake(actor_id))
+                self._wakes[actor_id] = wake
+                wake.add_done_callback(lambda _: self._wakes.pop(actor_id, None))
+            return await asyncio.shield(wake)
+
+    async def _wake(self, actor_id: str) -> ActorInstance:
+        record = await self.store.get_actor(actor_id)
+        if record is None:
+            raise ActorNotFound(f"no actor with id {actor_id!r}")
+        instance = ActorInstance(self, record, self.definitions[record.name])
+        try:
+            await instance.wake()
+        except BaseException:
+            await instance.stop(grace=0)
+            raise
+        self._instances[actor_id] = instance
+        return instance
+
+    async def _wake_in_background(self, actor_id: str) -> None:
+        try:
+            await self.awake(actor_id)
+        except Exception:  # reported as an actor.crashed event by the failing hook
+            return
+
+    async def retire(self, instance: ActorInstance, *, destroy: bool, grace: float | None = None) -> None:
+        """Put an awake actor to sleep, or destroy it."""
+        if instance.phase != "awake":
+            await asyncio.shield(instance.stopped_future)
+            return
+        options = instance.definition.options
+        await instance.stop(grace=options.sleep_grace_period if grace is None else grace)
+        actor_id = instance.ref.actor_id
+        if destroy:
+            await instance.finish_destroy()
+            gone = ActorNotFound(f"actor {instance.ref.name!r} was destroyed")
+            for message_id in instance.mailbox.live_message_ids():
+                self._fail_waiter(message_id, gone)
+            await self.store.delete_actor(actor_id)
+            self.scheduler.forget_actor(actor_id)
+            self._ids.pop((instance.ref.name, instance.ref.key), None)
+        else:
+            await instance.finish_sleep()
+        if self._instances.get(actor_id) is instance:
+            del self._instances[actor_id]
+        instance.mark_stopped()
+        if destroy and self.bus.active:
+            self.bus.publish(ActorDestroyed(actor=instance.ref))
+        if not destroy and instance.mailbox.received_while_closed and self.phase == "running":
+            self.spawn(self._wake_in_background(actor_id))
+
+    # --- requests ------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        actor_id: str,
+        queue: str,
+        body: Any,
+        *,
+        wait: bool,
+        timeout: float | None,
+        block: bool,
+    ) -> SendResult:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            instance = await self.awake(actor_id)
+            try:
+                message = await instance.send(queue, body, block=block, deadline=deadline)
+                break
+            except MailboxClosed:
+                continue
+        if not wait:
+            return SendResult.model_construct(status="enqueued", message_id=message.id)
+        # No await since the message was stored: no consumer can have completed it yet.
+        return await self._await_outcome(message.id, deadline)
+
+    async def invoke(self, actor_id: str, action: str, args: Any, kwargs: dict[str, Any]) -> Any:
+        while True:
+            instance = await self.awake(actor_id)
+            try:
+                return await instance.call_action(action, args, kwargs)
+            except MailboxClosed:
+                continue
+
+    async def wait_for(self, actor_id: str, message_id: int, *, timeout: float | None) -> SendResult:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        await self._ensure_running()
+        waiter = self._watch(message_id)
+        try:
+            record = await self.store.get_message(message_id)
+            if record is None or record.actor_id != actor_id:
+                raise MessageNotFound(f"actor {actor_id!r} has no message {message_id}")
+            if record.status == "completed":
+                return SendResult(
+                    status="completed",
+                    message_id=message_id,
+                    response=await self._stored_response(record),
+                )
+            if record.status == "dead":
+                return SendResult(status="dead_lettered", message_id=message_id, error=record.error)
+            await self.awake(actor_id)  # a message still queued needs its actor awake
+        except BaseException:
+            self._unwatch(message_id, waiter)
+            raise
+        return await self._await_outcome(message_id, deadline, waiter)
+
+    async def dead_letters(self, actor_id: str, queue: str | None) -> list[DeadLetter]:
+        await self._ensure_running()
+        record = await self._actor_record(actor_id)
+        definition = self.definitions[record.name]
+        if queue is not None and queue not in definition.queues:
+            raise UnknownQueue(f"actor {record.name!r} has no queue {queue!r}")
+        letters = []
+        for message in await self.store.list_dead_letters(actor_id):
+            if queue is not None and message.queue != queue:
+                continue
+            spec = definition.queues.get(message.queue)
+            body = json.loads(message.body) if spec is None else spec.body.validate_json(message.body)
+            letters.append(
+                DeadLetter(
+                    message_id=message.message_id,
+                    queue=message.queue,
+                    body=body,
+                    attempts=message.attempt,
+                    error=message.error,
+                    created_at=message.created_at,
+                )
+            )
+        return letters
+
+    async def replay(self, actor_id: str, message_id: int) -> None:
+        instance = await self.awake(actor_id)
+        record = await self.store.get_message(message_id)
+        if record is None or record.actor_id != actor_id or record.status != "dead":
+            raise MessageNotFound(f"actor {instance.ref.name!r} has no dead letter {message_id}")
+        replayed = await self.store.replay(message_id)
+        instance.mailbox.adopt(replayed)
+        if self.bus.active:
+            self.bus.publish(MessageReplayed(actor=instance.ref, queue=replayed.queue, message_id=message_id))
+
+    # --- completion waiters --------------------------------------------------------------------
+
+    def settle(self, message_id: int, outcome: Outcome, response: Any, error: str | None) -> None:
+        """A message was completed or dead-lettered: tell whoever waits for it."""
+        waiters = self._waiters.pop(message_id, None)
+        if not waiters:
+            return
+        result = SendResult.model_construct(
+            status=outcome, message_id=message_id, response=response, error=error
+        )
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(result)
+
+    def _watch(self, message_id: int) -> asyncio.Future[SendResult]:
+        waiter: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(message_id, []).append(waiter)
+        return waiter
+
+    def _unwatch(self, message_id: int, waiter: asyncio.Future[SendResult]) -> None:
+        waiters = self._waiters.get(message_id)
+        if waiters is not None and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[message_id]
+
+    async def _await_outcome(
+        self,
+        message_id: int,
+        deadline: float | None,
+        waiter: asyncio.Future[SendResult] | None = None,
+    ) -> SendResult:
+        waiter = waiter or self._watch(message_id)
+        try:
+            if deadline is None:
+                return await asyncio.shield(waiter)
+            remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+            async with asyncio.timeout(remaining):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            return SendResult(status="timed_out", message_id=message_id)
+        finally:
+            self._unwatch(message_id, waiter)
+
+    def _fail_waiter(self, message_id: int, error: Exception) -> None:
+        for waiter in self._waiters.pop(message_id, []):
+            if not waiter.done():
+                waiter.set_exception(error)
+
+    def _fail_waiters(self, error: Exception) -> None:
+        for message_id in list(self._waiters):
+            self._fail_waiter(message_id, error)
+
+    async def _stored_response(self, record: MessageRecord) -> Any:
+        if record.response is None:
+            return None
+        actor = await self._actor_record(record.actor_id)
+        spec = self.definitions[actor.name].queues.get(record.queue)
+        if spec is None or spec.response is None:
+            return json.loads(record.response)
+        return spec.response.validate_json(record.response)
+
+    async def _actor_record(self, actor_id: str) -> ActorRecord:
+        record = await self.store.get_actor(actor_id)
+        if record is None:
+            raise ActorNotFound(f"no actor with id {actor_id!r}")
+        return record
+
+    def __repr__(self) -> str:
+        return f"<Registry {self.name!r} {self.phase} actors={sorted(self.definitions)}>"
+
+
+def setup(
+    *,
+    use: Mapping[str, ActorDefinition],
+    store: str | Store = "memory",
+    name: str | None = None,
+) -> Registry:
+    """Gather actor definitions into a registry. `store` is "memory" or a store object."""
+    for actor_name, definition in use.items():
+        if not actor_name.isidentifier():
+            raise InvalidDefinition(f"actor name {actor_name!r} is not a Python identifier")
+        if not isinstance(definition, ActorDefinition):
+            raise InvalidDefinition(
+                f"use[{actor_name!r}] must be made with actor(...), not {type(definition).__name__}"
+            )
+    return Registry(use, open_store(store), name or ",".join(sorted(use)))

@@ -1,0 +1,146 @@
+"""Scheduled action calls that outlive sleep: stored in the store, fired by the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from agentos_nb.errors import UnknownAction, ValidationError
+from agentos_nb.events import ActorCrashed, ScheduleFired
+from agentos_nb.store.protocol import ScheduleRecord
+
+if TYPE_CHECKING:
+    from agentos_nb.actors.instance import ActorInstance
+    from agentos_nb.actors.registry import Registry
+
+
+class Schedule:
+    """`c.schedule`: call one of this actor's actions later, even if it sleeps meanwhile."""
+
+    def __init__(self, instance: ActorInstance) -> None:
+        self._instance = instance
+
+    async def after(self, delay: float | timedelta, action: str, *args: Any, **kwargs: Any) -> str:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
+        return await self._add(time.time() + seconds, action, args, kwargs)
+
+    async def at(self, when: datetime | float, action: str, *args: Any, **kwargs: Any) -> str:
+        """`when` is an aware or local datetime, or a Unix timestamp."""
+        run_at = when.timestamp() if isinstance(when, datetime) else float(when)
+        return await self._add(run_at, action, args, kwargs)
+
+    async def cancel(self, schedule_id: str) -> bool:
+        """Forget a schedule; False if it already fired or never existed."""
+        return await self._instance.registry.scheduler.cancel(schedule_id)
+
+    async def _add(self, run_at: float, action: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        instance = self._instance
+        if action not in instance.definition.actions:
+            raise UnknownAction(f"actor {instance.ref.name!r} has no action {action!r} to schedule")
+        try:
+            args_json = json.dumps(list(args)).encode()
+            kwargs_json = json.dumps(kwargs).encode()
+        except (TypeError, ValueError) as error:
+            raise ValidationError(
+                f"arguments of a scheduled call must be JSON values, since they are stored: {error}"
+            ) from None
+        record = ScheduleRecord(
+            schedule_id=uuid.uuid4().hex,
+            actor_id=instance.ref.actor_id,
+            run_at=run_at,
+            action=action,
+            args=args_json,
+            kwargs=kwargs_json,
+        )
+        await instance.registry.scheduler.add(record)
+        return record.schedule_id
+
+
+class Scheduler:
+    """One task per registry that sleeps until the earliest schedule is due, then fires it."""
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._heap: list[tuple[float, str]] = []
+        self._records: dict[str, ScheduleRecord] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for record in await self._registry.store.list_schedules():
+            self._track(record)
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="agentos-scheduler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def add(self, record: ScheduleRecord) -> None:
+        await self._registry.store.add_schedule(record)
+        self._track(record)
+
+    async def cancel(self, schedule_id: str) -> bool:
+        self._records.pop(schedule_id, None)
+        return await self._registry.store.delete_schedule(schedule_id)
+
+    def forget_actor(self, actor_id: str) -> None:
+        for schedule_id in [s for s, r in self._records.items() if r.actor_id == actor_id]:
+            del self._records[schedule_id]
+
+    def _track(self, record: ScheduleRecord) -> None:
+        self._records[record.schedule_id] = record
+        heapq.heappush(self._heap, (record.run_at, record.schedule_id))
+        self._changed.set()
+
+    async def _loop(self) -> None:
+        while True:
+            self._changed.clear()
+            while self._heap and self._heap[0][1] not in self._records:
+                heapq.heappop(self._heap)
+            if not self._heap:
+                await self._changed.wait()
+                continue
+            delay = self._heap[0][0] - time.time()
+            if delay > 0:
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._changed.wait()
+                except TimeoutError:
+                    pass
+                continue
+            _, schedule_id = heapq.heappop(self._heap)
+            record = self._records.pop(schedule_id)
+            if await self._registry.store.delete_schedule(schedule_id):
+                self._registry.spawn(self._fire(record))
+
+    async def _fire(self, record: ScheduleRecord) -> None:
+        registry = self._registry
+        try:
+            instance = await registry.awake(record.actor_id)
+        except Exception:  # the actor was destroyed meanwhile: its schedule goes with it
+            return
+        if registry.bus.active:
+            registry.bus.publish(
+                ScheduleFired(actor=instance.ref, schedule_id=record.schedule_id, action=record.action)
+            )
+        args = json.loads(record.args)
+        kwargs = json.loads(record.kwargs)
+        try:
+            await registry.invoke(record.actor_id, record.action, args, kwargs)
+        except Exception as error:
+            if registry.bus.active:
+                registry.bus.publish(
+                    ActorCrashed(
+                        actor=instance.ref,
+                        phase="schedule",
+                        error=str(error),
+                        error_type=type(error).__name__,
+                    )
+                )

@@ -1,0 +1,268 @@
+"""Typed events and the one bus that carries them.
+
+Widgets, logs, tests and the HTTP event stream all read this bus, so it must never slow the
+runtime: publishing is synchronous and O(subscribers), each subscriber has a bounded ring
+buffer, and a subscriber that falls behind loses its oldest events and is told how many.
+Producers check `bus.active` before building an event, so an unobserved runtime pays nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ActorRef(BaseModel):
+    """Which actor an event is about."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    key: tuple[str, ...]
+    actor_id: str
+
+
+class Event(BaseModel):
+    """Base of every event: a `type` tag and a wall-clock timestamp."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    at: float = Field(default_factory=time.time)
+
+
+class ActorEvent(Event):
+    actor: ActorRef
+
+
+class ActorCreated(ActorEvent):
+    type: Literal["actor.created"] = "actor.created"
+
+
+class ActorWoke(ActorEvent):
+    type: Literal["actor.woke"] = "actor.woke"
+
+
+class ActorSlept(ActorEvent):
+    type: Literal["actor.slept"] = "actor.slept"
+
+
+class ActorDestroyed(ActorEvent):
+    type: Literal["actor.destroyed"] = "actor.destroyed"
+
+
+class ActorCrashed(ActorEvent):
+    """User code failed outside a request: the run loop, a lifecycle hook or a schedule."""
+
+    type: Literal["actor.crashed"] = "actor.crashed"
+    phase: Literal["run", "on_create", "on_wake", "on_sleep", "on_destroy", "schedule"]
+    error: str
+    error_type: str
+    restart_in: float | None = None
+
+
+class ActorBroadcast(ActorEvent):
+    type: Literal["actor.broadcast"] = "actor.broadcast"
+    name: str
+    args: tuple[Any, ...] = ()
+
+
+class MessageEnqueued(ActorEvent):
+    type: Literal["message.enqueued"] = "message.enqueued"
+    queue: str
+    message_id: int
+    size: int
+
+
+class MessageRejected(ActorEvent):
+    type: Literal["message.rejected"] = "message.rejected"
+    queue: str
+    code: str
+    reason: str
+
+
+class MessageReceived(ActorEvent):
+    type: Literal["message.received"] = "message.received"
+    queue: str
+    message_id: int
+    attempt: int
+
+
+class MessageCompleted(ActorEvent):
+    type: Literal["message.completed"] = "message.completed"
+    queue: str
+    message_id: int
+    response: Any = None
+
+
+class MessageRedelivered(ActorEvent):
+    """A message went back to its queue unacknowledged, to be delivered again."""
+
+    type: Literal["message.redelivered"] = "message.redelivered"
+    queue: str
+    message_id: int
+    attempt: int
+
+
+class MessageDeadLettered(ActorEvent):
+    type: Literal["message.dead_lettered"] = "message.dead_lettered"
+    queue: str
+    message_id: int
+    attempts: int
+    error: str
+
+
+class MessageReplayed(ActorEvent):
+    type: Literal["message.replayed"] = "message.replayed"
+    queue: str
+    message_id: int
+
+
+class ActionStarted(ActorEvent):
+    type: Literal["action.started"] = "action.started"
+    action: str
+    call_id: int
+
+
+class ActionFinished(ActorEvent):
+    type: Literal["action.finished"] = "action.finished"
+    action: str
+    call_id: int
+    duration: float
+    error: str | None = None
+
+
+class ScheduleFired(ActorEvent):
+    type: Literal["schedule.fired"] = "schedule.fired"
+    schedule_id: str
+    action: str
+
+
+class EventsDropped(Event):
+    """Told to a subscriber, in place, when its buffer overflowed and lost `count` events."""
+
+    type: Literal["events.dropped"] = "events.dropped"
+    count: int
+
+
+EventFilter = Callable[[Event], bool]
+
+
+class Subscription:
+    """One reader of the bus: a bounded buffer, read with `await get()` or `async for`."""
+
+    def __init__(self, bus: EventBus, buffer: int, accept: EventFilter | None) -> None:
+        if buffer < 1:
+            raise ValueError(f"an event buffer holds at least 1 event, not {buffer}")
+        self._bus = bus
+        self._buffer: deque[Event] = deque(maxlen=buffer)
+        self._accept = accept
+        self._waiter: asyncio.Future[None] | None = None
+        self._unreported_drops = 0
+        self.missed = 0
+        self.closed = False
+
+    def offer(self, event: Event) -> None:
+        if self._accept is not None and not self._accept(event):
+            return
+        if len(self._buffer) == self._buffer.maxlen:
+            self.missed += 1
+            self._unreported_drops += 1
+        self._buffer.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def get_nowait(self) -> list[Event]:
+        """Everything buffered now, oldest first, with an `EventsDropped` in front if any were lost."""
+        events: list[Event] = []
+        if self._unreported_drops:
+            events.append(EventsDropped(count=self._unreported_drops))
+            self._unreported_drops = 0
+        events.extend(self._buffer)
+        self._buffer.clear()
+        return events
+
+    async def get(self) -> Event:
+        """The next event; raises `StopAsyncIteration` once the subscription is closed and empty."""
+        while True:
+            if self._unreported_drops:
+                count, self._unreported_drops = self._unreported_drops, 0
+                return EventsDropped(count=count)
+            if self._buffer:
+                return self._buffer.popleft()
+            if self.closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def close(self) -> None:
+        self.closed = True
+        self._bus.unsubscribe(self)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.get()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventBus:
+    """Fan-out of events to subscribers; publishing never blocks and never raises."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self._subscriptions)
+
+    def publish(self, event: Event) -> None:
+        for subscription in self._subscriptions:
+            subscription.offer(event)
+
+    def subscribe(
+        self,
+        *,
+        buffer: int = 1000,
+        types: Iterable[str] | None = None,
+        accept: EventFilter | None = None,
+    ) -> Subscription:
+        """Start reading events; `types` keeps only those tags (a prefix ending in "." matches a family)."""
+        subscription = Subscription(self, buffer, _combine_filters(types, accept))
+        self._subscriptions = [*self._subscriptions, subscription]
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions = [s for s in self._subscriptions if s is not subscription]
+
+
+def _combine_filters(types: Iterable[str] | None, accept: EventFilter | None) -> EventFilter | None:
+    if types is None:
+        return accept
+    types = list(types)
+    exact = {t for t in types if not t.endswith(".")}
+    prefixes = tuple(t for t in types if t.endswith("."))
+
+    def type_matches(event: Event) -> bool:
+        return event.type in exact or (bool(prefixes) and event.type.startswith(prefixes))
+
+    if accept is None:
+        return type_matches
+    return lambda event: type_matches(event) and accept(event)

@@ -1,0 +1,146 @@
+"""The default store: everything in this process's memory.
+
+It survives actor sleep and a replaced registry that is handed the same store object, not a
+kernel restart. Its methods never await, so it adds no scheduling points to the hot path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict
+from dataclasses import replace
+
+from agentos_nb.errors import ActorAlreadyExists, MessageNotFound
+from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
+
+
+class MemoryStore:
+    def __init__(self, *, completed_retention: int = 10_000) -> None:
+        self._completed_retention = completed_retention
+        self._actors: dict[str, ActorRecord] = {}
+        self._actor_ids: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._live: dict[int, MessageRecord] = {}
+        self._live_by_actor: dict[str, dict[int, MessageRecord]] = {}
+        self._completed: OrderedDict[int, MessageRecord] = OrderedDict()
+        self._dead: dict[int, MessageRecord] = {}
+        self._schedules: dict[str, ScheduleRecord] = {}
+        self._counter = itertools.count(1)
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def insert_actor(self, record: ActorRecord) -> None:
+        identity = (record.name, record.key)
+        if identity in self._actor_ids:
+            raise ActorAlreadyExists(f"actor {record.name!r} with key {list(record.key)!r} already exists")
+        self._actors[record.actor_id] = replace(record)
+        self._actor_ids[identity] = record.actor_id
+
+    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
+        actor_id = self._actor_ids.get((name, key))
+        return None if actor_id is None else replace(self._actors[actor_id])
+
+    async def get_actor(self, actor_id: str) -> ActorRecord | None:
+        record = self._actors.get(actor_id)
+        return None if record is None else replace(record)
+
+    async def list_actors(self) -> list[ActorRecord]:
+        return [replace(record) for record in self._actors.values()]
+
+    async def save_state(self, actor_id: str, state: bytes) -> None:
+        record = self._actors.get(actor_id)
+        if record is not None:
+            record.state = state
+
+    async def delete_actor(self, actor_id: str) -> None:
+        record = self._actors.pop(actor_id, None)
+        if record is None:
+            return
+        del self._actor_ids[(record.name, record.key)]
+        for message_id in self._live_by_actor.pop(actor_id, {}):
+            del self._live[message_id]
+        for table in (self._completed, self._dead):
+            for message_id in [m for m, r in table.items() if r.actor_id == actor_id]:
+                del table[message_id]
+        for schedule_id in [s for s, r in self._schedules.items() if r.actor_id == actor_id]:
+            del self._schedules[schedule_id]
+
+    async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
+        number = next(self._counter)
+        record = MessageRecord(number, number, actor_id, queue, body, created_at)
+        self._live[number] = record
+        self._live_by_actor.setdefault(actor_id, {})[number] = record
+        return replace(record)
+
+    async def load_queues(self, actor_id: str) -> list[MessageRecord]:
+        records = self._live_by_actor.get(actor_id, {}).values()
+        return sorted((replace(r) for r in records), key=lambda r: r.seq)
+
+    async def lease(self, message_id: int) -> None:
+        record = self._live_record(message_id)
+        record.status = "leased"
+        record.attempt += 1
+
+    async def release(self, message_id: int) -> None:
+        self._live_record(message_id).status = "pending"
+
+    async def complete(self, message_id: int, response: bytes | None) -> None:
+        record = self._take_live(message_id)
+        record.status = "completed"
+        record.response = response
+        self._completed[message_id] = record
+        while len(self._completed) > self._completed_retention:
+            self._completed.popitem(last=False)
+
+    async def dead_letter(self, message_id: int, error: str) -> None:
+        record = self._take_live(message_id)
+        record.status = "dead"
+        record.error = error
+        self._dead[message_id] = record
+
+    async def replay(self, message_id: int) -> MessageRecord:
+        record = self._dead.pop(message_id, None)
+        if record is None:
+            raise MessageNotFound(f"no dead letter with id {message_id}")
+        record.status, record.attempt, record.error = "pending", 0, None
+        record.seq = next(self._counter)
+        self._live[message_id] = record
+        self._live_by_actor.setdefault(record.actor_id, {})[message_id] = record
+        return replace(record)
+
+    async def get_message(self, message_id: int) -> MessageRecord | None:
+        for table in (self._live, self._completed, self._dead):
+            record = table.get(message_id)
+            if record is not None:
+                return replace(record)
+        return None
+
+    async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]:
+        return [replace(r) for r in self._dead.values() if r.actor_id == actor_id]
+
+    async def actors_with_pending(self) -> list[str]:
+        return [actor_id for actor_id, live in self._live_by_actor.items() if live]
+
+    async def add_schedule(self, record: ScheduleRecord) -> None:
+        self._schedules[record.schedule_id] = replace(record)
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        return self._schedules.pop(schedule_id, None) is not None
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        return [replace(r) for r in self._schedules.values()]
+
+    def _live_record(self, message_id: int) -> MessageRecord:
+        record = self._live.get(message_id)
+        if record is None:
+            raise MessageNotFound(f"no pending or leased message with id {message_id}")
+        return record
+
+    def _take_live(self, message_id: int) -> MessageRecord:
+        record = self._live_record(message_id)
+        del self._live[message_id]
+        del self._live_by_actor[record.actor_id][message_id]
+        return record

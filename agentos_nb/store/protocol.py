@@ -1,0 +1,111 @@
+"""The store protocol: what the runtime asks of durable storage, and nothing more.
+
+The runtime keeps its working set (awake actors, their queues) in memory and writes every
+change through to a store before it is acknowledged. A store therefore only needs simple
+keyed reads and writes; the memory store and the SQLite store implement the same protocol and
+pass the same conformance tests. Bodies, responses, state and arguments cross it as JSON bytes,
+so a store never sees user types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+MessageStatus = Literal["pending", "leased", "completed", "dead"]
+
+
+@dataclass(slots=True)
+class ActorRecord:
+    actor_id: str
+    name: str
+    key: tuple[str, ...]
+    created_at: float
+    state: bytes | None = None
+    input: bytes | None = None
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """One queue message. `seq` orders a queue (FIFO); `message_id` never changes."""
+
+    message_id: int
+    seq: int
+    actor_id: str
+    queue: str
+    body: bytes
+    created_at: float
+    attempt: int = 0
+    status: MessageStatus = "pending"
+    response: bytes | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ScheduleRecord:
+    schedule_id: str
+    actor_id: str
+    run_at: float
+    action: str
+    args: bytes
+    kwargs: bytes
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage for actors, queues and schedules. Every method is safe on the event loop."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # actors
+    async def insert_actor(self, record: ActorRecord) -> None:
+        """Raises `ActorAlreadyExists` if (name, key) is taken."""
+
+    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None: ...
+
+    async def get_actor(self, actor_id: str) -> ActorRecord | None: ...
+
+    async def list_actors(self) -> list[ActorRecord]: ...
+
+    async def save_state(self, actor_id: str, state: bytes) -> None: ...
+
+    async def delete_actor(self, actor_id: str) -> None:
+        """Deletes the actor with its messages and schedules."""
+
+    # queues
+    async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
+        """Stores a pending message at the tail; returns it with its new id and seq."""
+
+    async def load_queues(self, actor_id: str) -> list[MessageRecord]:
+        """Pending and leased messages of one actor, in seq order."""
+
+    async def lease(self, message_id: int) -> None:
+        """Marks a message delivered: status leased, attempt + 1."""
+
+    async def release(self, message_id: int) -> None:
+        """Puts a leased message back to pending, keeping its place."""
+
+    async def complete(self, message_id: int, response: bytes | None) -> None:
+        """Acknowledges a message and keeps its response for `get_message`."""
+
+    async def dead_letter(self, message_id: int, error: str) -> None: ...
+
+    async def replay(self, message_id: int) -> MessageRecord:
+        """Moves a dead letter back to pending at the tail, attempts reset; returns it."""
+
+    async def get_message(self, message_id: int) -> MessageRecord | None: ...
+
+    async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]: ...
+
+    async def actors_with_pending(self) -> list[str]:
+        """Ids of actors holding pending or leased messages: the ones to wake on start."""
+
+    # schedules
+    async def add_schedule(self, record: ScheduleRecord) -> None: ...
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """True if it existed: firing and cancelling race, and only one may win."""
+
+    async def list_schedules(self) -> list[ScheduleRecord]: ...
