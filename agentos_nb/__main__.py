@@ -1,0 +1,3 @@
+from agentos_nb.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""Shared fixtures and helpers: asyncio only, and waiting on conditions instead of fixed sleeps."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the runtime is built on asyncio tasks; trio is not supported
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0, interval: float = 0.005
+) -> None:
+    """Poll `condition` (sync or async) until it is true; fail the test after `timeout` seconds."""
+    with anyio.fail_after(timeout):
+        while True:
+            result = condition()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await anyio.sleep(interval)
