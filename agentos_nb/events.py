@@ -168,8 +168,12 @@ class Subscription:
         self.closed = False
 
     def offer(self, event: Event) -> None:
-        if self._accept is not None and not self._accept(event):
-            return
+        if self._accept is not None:
+            try:
+                if not self._accept(event):
+                    return
+            except Exception:  # a filter that cannot judge an event does not want it
+                return
         if len(self._buffer) == self._buffer.maxlen:
             self.missed += 1
             self._unreported_drops += 1
@@ -198,11 +202,15 @@ class Subscription:
                 return self._buffer.popleft()
             if self.closed:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            # Readers waiting together share one future, so that an event or close() wakes them all.
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await asyncio.wait([waiter])  # a cancelled reader must not cancel the others' future
             finally:
-                self._waiter = None
+                if self._waiter is waiter and waiter.done():
+                    self._waiter = None
 
     def close(self) -> None:
         self.closed = True

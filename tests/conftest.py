@@ -26,3 +26,25 @@ async def wait_until(
             if result:
                 return
             await anyio.sleep(interval)
+
+
+@pytest.fixture
+async def start_registry():
+    """A factory: `registry = await start_registry(name=actor(...), ...)`, stopped after the test."""
+    import itertools
+
+    from agentos_nb import setup
+
+    started = []
+    names = itertools.count(1)
+
+    async def start(store="memory", **use):
+        registry = setup(use=use, store=store, name=f"test-registry-{id(started)}-{next(names)}")
+        registry.start()
+        await registry.ready()
+        started.append(registry)
+        return registry
+
+    yield start
+    for registry in reversed(started):
+        await registry.stop(grace=0)

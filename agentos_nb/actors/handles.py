@@ -149,7 +149,9 @@ class ActorHandle:
         try:
             return await call(actor_id)
         except ActorNotFound:
-            if self._lookup != "get_or_create":
+            # Retry only if this actor is gone: an action that itself raised ActorNotFound
+            # (from a call to another actor) must not run a second time.
+            if self._lookup != "get_or_create" or await self._registry.store.get_actor(actor_id) is not None:
                 raise
             self._actor_id = None
             return await call(await self.resolve())

@@ -285,6 +285,7 @@ class ActorInstance:
 
     def _touch(self) -> None:
         self._last_active = self._loop.time()
+        self.state_touched()  # work done (a message acknowledged, a keep_awake task) may have changed state
 
     # --- helpers -------------------------------------------------------------------------------
 

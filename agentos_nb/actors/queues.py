@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
 from typing import Any, Literal
 
 import pydantic
@@ -40,6 +41,7 @@ from agentos_nb.events import (
 from agentos_nb.store.protocol import MessageRecord, Store
 
 Outcome = Literal["completed", "dead_lettered"]
+CLOSED_POLL_SECONDS = 0.05
 SettledCallback = Callable[[int, Outcome, Any, "str | None"], None]
 
 
@@ -50,23 +52,16 @@ class MailboxClosed(Exception):
 class Message:
     """One delivered (or pending) queue message, as the consumer sees it."""
 
-    __slots__ = ("_mailbox", "_record", "body", "completable", "settled")
+    __slots__ = ("_mailbox", "_record", "body", "completable", "id", "name", "settled")
 
     def __init__(self, mailbox: Mailbox, record: MessageRecord, body: Any) -> None:
         self._mailbox = mailbox
         self._record = record
+        self.id = record.message_id
+        self.name = record.queue  # the queue the message came from
         self.body = body
         self.completable = False
         self.settled = False
-
-    @property
-    def id(self) -> int:
-        return self._record.message_id
-
-    @property
-    def name(self) -> str:
-        """The queue the message came from."""
-        return self._record.queue
 
     @property
     def attempt(self) -> int:
@@ -106,6 +101,8 @@ class Mailbox:
         self._on_activity = on_activity
         self._pending: dict[str, deque[Message]] = {name: deque() for name in definition.queues}
         self._held: dict[str, int] = dict.fromkeys(definition.queues, 0)
+        self._limits = {name: definition.queue_limits(name) for name in definition.queues}
+        self._name_sets: dict[Any, frozenset[str]] = {None: frozenset(definition.queues)}
         self.in_flight: dict[int, Message] = {}
         self._consumers: list[tuple[frozenset[str], asyncio.Future[None]]] = []
         self._room: dict[str, list[asyncio.Future[None]]] = {name: [] for name in definition.queues}
@@ -158,7 +155,7 @@ class Mailbox:
                 name, ValidationError.from_pydantic(f"body for queue {name!r}", error)
             ) from None
         data = spec.body.dump_json(value)
-        max_size, max_bytes = self._definition.queue_limits(name)
+        max_size, max_bytes = self._limits[name]
         if len(data) > max_bytes:
             raise self._reject(
                 name,
@@ -187,9 +184,7 @@ class Mailbox:
             self._wake_consumer(name)
         if self._bus.active:
             self._bus.publish(
-                MessageEnqueued.model_construct(
-                    actor=self._ref, queue=name, message_id=record.message_id, size=len(data)
-                )
+                MessageEnqueued(actor=self._ref, queue=name, message_id=record.message_id, size=len(data))
             )
         return message
 
@@ -203,12 +198,15 @@ class Mailbox:
     # --- consuming -----------------------------------------------------------------------------
 
     def check_names(self, names: str | Iterable[str] | None) -> frozenset[str]:
-        if names is None:
-            return frozenset(self._pending)
+        cached = self._name_sets.get(names) if isinstance(names, str | None) else None
+        if cached is not None:
+            return cached
         chosen = frozenset([names] if isinstance(names, str) else names)
         unknown = chosen - self._pending.keys()
         if unknown:
             raise UnknownQueue(f"actor {self._ref.name!r} has no queue {sorted(unknown)[0]!r}")
+        if isinstance(names, str):
+            self._name_sets[names] = chosen
         return chosen
 
     def take(self, names: frozenset[str], count: int) -> list[Message]:
@@ -234,7 +232,7 @@ class Mailbox:
         record.status = "leased"
         if self._bus.active:
             self._bus.publish(
-                MessageReceived.model_construct(
+                MessageReceived(
                     actor=self._ref, queue=record.queue, message_id=record.message_id, attempt=record.attempt
                 )
             )
@@ -293,7 +291,7 @@ class Mailbox:
         self._on_activity()
         if self._bus.active:
             self._bus.publish(
-                MessageCompleted.model_construct(
+                MessageCompleted(
                     actor=self._ref, queue=message.name, message_id=message.id, response=response
                 )
             )
@@ -311,8 +309,10 @@ class Mailbox:
                 self._free(message.name)
                 continue
             await self._store.release(message.id)
-            record.status = "pending"
-            self._pending[message.name].appendleft(message)
+            # A new Message for the next delivery: whoever still holds this one (a task the
+            # crashed run loop started) gets MessageReleased from complete(), not a success.
+            record = replace(record, status="pending")
+            self._pending[message.name].appendleft(Message(self, record, message.body))
             self._emit_redelivered(record)
             self._wake_consumer(message.name)
 
@@ -347,7 +347,7 @@ class Mailbox:
         self._on_settled(record.message_id, "dead_lettered", None, error)
         if self._bus.active:
             self._bus.publish(
-                MessageDeadLettered.model_construct(
+                MessageDeadLettered(
                     actor=self._ref,
                     queue=record.queue,
                     message_id=record.message_id,
@@ -358,22 +358,30 @@ class Mailbox:
 
     def _free(self, name: str) -> None:
         self._held[name] -= 1
+        self._pass_room(name)
+
+    def _pass_room(self, name: str) -> None:
+        """Wake the first blocked sender still waiting; one that gave up cannot take the room."""
         waiters = self._room[name]
-        if waiters:
+        while waiters:
             waiter = waiters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
+                return
 
     async def _wait_for_room(self, name: str, deadline: float | None) -> bool:
         if self.closed:
             raise MailboxClosed
         waiter = asyncio.get_running_loop().create_future()
         self._room[name].append(waiter)
+        arrived = False
         try:
             arrived = await _until(waiter, deadline)
         finally:
             if waiter in self._room[name]:
                 self._room[name].remove(waiter)
+            elif not arrived and waiter.done() and not waiter.cancelled():
+                self._pass_room(name)  # woken, but leaving (cancelled or timed out): hand it on
         if self.closed:
             raise MailboxClosed
         return arrived
@@ -387,7 +395,7 @@ class Mailbox:
     def _reject(self, name: str, error: Exception) -> Exception:
         if self._bus.active:
             self._bus.publish(
-                MessageRejected.model_construct(
+                MessageRejected(
                     actor=self._ref, queue=name, code=getattr(error, "code", ""), reason=str(error)
                 )
             )
@@ -396,7 +404,7 @@ class Mailbox:
     def _emit_redelivered(self, record: MessageRecord) -> None:
         if self._bus.active:
             self._bus.publish(
-                MessageRedelivered.model_construct(
+                MessageRedelivered(
                     actor=self._ref, queue=record.queue, message_id=record.message_id, attempt=record.attempt
                 )
             )
@@ -413,6 +421,7 @@ class QueueConsumer:
     def __init__(self, mailbox: Mailbox) -> None:
         self._mailbox = mailbox
         self._held: list[Message] = []
+        self._told_closed = False
 
     async def next(
         self,
@@ -433,7 +442,8 @@ class QueueConsumer:
         timeout: float | None = None,
         completable: bool = False,
     ) -> list[Message]:
-        """Wait for at least one message and return up to `count`, oldest first."""
+        """Wait for at least one message and return up to `count`, oldest first; [] on timeout
+        or when the actor is going to sleep."""
         if count < 1:
             raise ValueError(f"next_batch needs a count of at least 1, not {count}")
         deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
@@ -491,7 +501,7 @@ class QueueConsumer:
         await self._acknowledge_plain()
         while True:
             if mailbox.closed:
-                return []
+                return await self._closed_answer()
             taken = mailbox.take(chosen, count)
             if taken:
                 break
@@ -502,6 +512,14 @@ class QueueConsumer:
             self._held.append(message)
             await mailbox.lease(message)
         return taken
+
+    async def _closed_answer(self) -> list[Message]:
+        """Nothing, since the actor is going to sleep. A loop that keeps asking anyway waits a
+        little each time, so it cannot starve the event loop before the grace period ends it."""
+        if self._told_closed:
+            await asyncio.sleep(CLOSED_POLL_SECONDS)
+        self._told_closed = True
+        return []
 
     async def _acknowledge_plain(self) -> None:
         held = self._held

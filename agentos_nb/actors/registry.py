@@ -208,17 +208,21 @@ class Registry:
         record = ActorRecord(uuid.uuid4().hex, name, key, time.time(), input=input_json)
         await self.store.insert_actor(record)
         instance = ActorInstance(self, record, definition)
+        created = False
         try:
             await instance.create(input)
+            created = True
+            if self.bus.active:
+                self.bus.publish(ActorCreated(actor=instance.ref))
             await instance.wake()
         except BaseException:
             await instance.stop(grace=0)
             await self.store.delete_actor(record.actor_id)
+            if created and self.bus.active:
+                self.bus.publish(ActorDestroyed(actor=instance.ref))
             raise
         self._instances[record.actor_id] = instance
         self._ids[(name, key)] = record.actor_id
-        if self.bus.active:
-            self.bus.publish(ActorCreated(actor=instance.ref))
         return record.actor_id
 
     async def awake(self, actor_id: str) -> ActorInstance:
@@ -236,6 +240,9 @@ class Registry:
                 continue
             wake = self._wakes.get(actor_id)
             if wake is None:
+                # The registry may have begun to stop while we waited for the actor to sleep:
+                # waking it now would leave an instance that stop() never sees.
+                await self._ensure_running()
                 wake = asyncio.get_running_loop().create_task(self._wake(actor_id))
                 self._wakes[actor_id] = wake
                 wake.add_done_callback(lambda _: self._wakes.pop(actor_id, None))
@@ -270,10 +277,10 @@ class Registry:
         actor_id = instance.ref.actor_id
         if destroy:
             await instance.finish_destroy()
+            await self.store.delete_actor(actor_id)  # first: a waiter told "gone" may check the store
             gone = ActorNotFound(f"actor {instance.ref.name!r} was destroyed")
             for message_id in instance.mailbox.live_message_ids():
                 self._fail_waiter(message_id, gone)
-            await self.store.delete_actor(actor_id)
             self.scheduler.forget_actor(actor_id)
             self._ids.pop((instance.ref.name, instance.ref.key), None)
         else:
@@ -308,7 +315,7 @@ class Registry:
             except MailboxClosed:
                 continue
         if not wait:
-            return SendResult.model_construct(status="enqueued", message_id=message.id)
+            return SendResult(status="enqueued", message_id=message.id)
         # No await since the message was stored: no consumer can have completed it yet.
         return await self._await_outcome(message.id, deadline)
 
@@ -330,12 +337,11 @@ class Registry:
             if record is None or record.actor_id != actor_id:
                 raise MessageNotFound(f"actor {actor_id!r} has no message {message_id}")
             if record.status == "completed":
-                return SendResult(
-                    status="completed",
-                    message_id=message_id,
-                    response=await self._stored_response(record),
-                )
+                response = await self._stored_response(record)
+                self._unwatch(message_id, waiter)  # settled already: leave no waiter behind
+                return SendResult(status="completed", message_id=message_id, response=response)
             if record.status == "dead":
+                self._unwatch(message_id, waiter)
                 return SendResult(status="dead_lettered", message_id=message_id, error=record.error)
             await self.awake(actor_id)  # a message still queued needs its actor awake
         except BaseException:
@@ -384,9 +390,7 @@ class Registry:
         waiters = self._waiters.pop(message_id, None)
         if not waiters:
             return
-        result = SendResult.model_construct(
-            status=outcome, message_id=message_id, response=response, error=error
-        )
+        result = SendResult(status=outcome, message_id=message_id, response=response, error=error)
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(result)
@@ -412,10 +416,10 @@ class Registry:
         waiter = waiter or self._watch(message_id)
         try:
             if deadline is None:
-                return await asyncio.shield(waiter)
+                return await waiter
             remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
             async with asyncio.timeout(remaining):
-                return await asyncio.shield(waiter)
+                return await waiter
         except TimeoutError:
             return SendResult(status="timed_out", message_id=message_id)
         finally:

@@ -73,7 +73,7 @@ class MemoryStore:
         record = MessageRecord(number, number, actor_id, queue, body, created_at)
         self._live[number] = record
         self._live_by_actor.setdefault(actor_id, {})[number] = record
-        return replace(record)
+        return MessageRecord(number, number, actor_id, queue, body, created_at)
 
     async def load_queues(self, actor_id: str) -> list[MessageRecord]:
         records = self._live_by_actor.get(actor_id, {}).values()
