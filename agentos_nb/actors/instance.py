@@ -70,7 +70,6 @@ class ActorInstance:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._save_timer: asyncio.TimerHandle | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self.awake_future: asyncio.Future[None] = self._loop.create_future()
         self.stopped_future: asyncio.Future[None] = self._loop.create_future()
         if record.state is not None:
             self.state = self._state_adapter.validate_json(record.state)

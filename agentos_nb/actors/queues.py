@@ -460,11 +460,8 @@ class QueueConsumer:
         self, names: str | Iterable[str] | None = None, *, completable: bool = False
     ) -> AsyncIterator[Message]:
         """Messages one at a time, until the actor goes to sleep (then the loop just ends)."""
-        while True:
-            message = await self.next(names, completable=completable)
-            if message is None:
-                return
-            yield message
+        while batch := await self._receive(1, names, None, completable, wait=True):
+            yield batch[0]
 
     async def push(self, name: str, body: Any) -> int:
         """Enqueue onto one of this actor's own queues; returns the message id."""
