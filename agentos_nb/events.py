@@ -60,7 +60,7 @@ class ActorCrashed(ActorEvent):
     """User code failed outside a request: the run loop, a lifecycle hook or a schedule."""
 
     type: Literal["actor.crashed"] = "actor.crashed"
-    phase: Literal["run", "on_create", "on_wake", "on_sleep", "on_destroy", "schedule"]
+    phase: Literal["run", "on_create", "on_wake", "on_sleep", "on_destroy", "schedule", "save_state"]
     error: str
     error_type: str
     restart_in: float | None = None

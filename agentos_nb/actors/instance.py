@@ -11,10 +11,10 @@ import asyncio
 import inspect
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import pydantic
+import pydantic_core
 
 from agentos_nb.actors.context import ActorContext
 from agentos_nb.actors.definition import ActorDefinition
@@ -30,7 +30,7 @@ from agentos_nb.events import (
     ActorSlept,
     ActorWoke,
 )
-from agentos_nb.store.protocol import ActorRecord
+from agentos_nb.store.protocol import ActorRecord, MessageRecord
 
 if TYPE_CHECKING:
     from agentos_nb.actors.registry import Registry
@@ -70,6 +70,7 @@ class ActorInstance:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._save_timer: asyncio.TimerHandle | None = None
         self._stop_task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Future[None]] = set()
         self.stopped_future: asyncio.Future[None] = self._loop.create_future()
         if record.state is not None:
             self.state = self._state_adapter.validate_json(record.state)
@@ -98,13 +99,32 @@ class ActorInstance:
     # --- requests ------------------------------------------------------------------------------
 
     async def send(self, queue: str, body: Any, *, block: bool, deadline: float | None) -> Message:
+        return await self._write(self.mailbox.enqueue(queue, body, block=block, deadline=deadline))
+
+    async def replay(self, message_id: int) -> MessageRecord:
+        """Move a dead letter back into its queue, through this awake instance."""
+        return await self._write(self._replay(message_id))
+
+    async def _replay(self, message_id: int) -> MessageRecord:
+        record = await self.registry.store.replay(message_id)
+        self.mailbox.adopt(record)
+        return record
+
+    async def _write(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run a request that writes to this actor's queues; `stop()` waits for these, so a
+        message is never stored behind the back of an instance that already went to sleep."""
         if self.phase != "awake":
+            work.close()
             raise MailboxClosed
+        done = self._loop.create_future()
+        self._writes.add(done)
         self._requests += 1
         try:
-            return await self.mailbox.enqueue(queue, body, block=block, deadline=deadline)
+            return await work
         finally:
             self._requests -= 1
+            self._writes.discard(done)
+            done.set_result(None)
             self._last_active = self._loop.time()
 
     async def call_action(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -118,13 +138,16 @@ class ActorInstance:
         started = time.monotonic()
         self._emit(ActionStarted, action=name, call_id=call_id)
         self._requests += 1
-        task = self._loop.create_task(_call(action, self.context, *args, **kwargs))
+        task = self._loop.create_task(self._run_action(action, args, kwargs))
         self._tasks.add(task)
         error: BaseException | None = None
         try:
-            async with asyncio.timeout(self.definition.options.action_timeout):
+            async with asyncio.timeout(self.definition.options.action_timeout) as deadline:
                 return await task
-        except TimeoutError:
+        except TimeoutError as raised:
+            if not deadline.expired():  # the action's own TimeoutError, not our deadline
+                error = raised
+                raise
             error = ActionTimeout(
                 f"action {name!r} of actor {self.ref.name!r} ran past its "
                 f"{self.definition.options.action_timeout:g} s timeout",
@@ -154,7 +177,25 @@ class ActorInstance:
                 error=None if error is None else f"{type(error).__name__}: {error}",
             )
 
+    async def _run_action(self, action: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+        """An action that takes messages consumes them like the run loop: returning
+        acknowledges its plain ones, failing gives them back as a failed attempt."""
+        try:
+            result = await _call(action, self.context, *args, **kwargs)
+        except asyncio.CancelledError:
+            await self.consumer.abandon(error=None)
+            raise
+        except Exception as error:
+            await self.consumer.abandon(error=f"action crashed: {type(error).__name__}: {error}")
+            raise
+        await self.consumer.finish()
+        return result
+
     def keep_awake(self, awaitable: Awaitable[T]) -> asyncio.Future[T]:
+        if self.phase not in ("waking", "awake"):
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
+            raise ActorStopped(f"actor {self.ref.name!r} is stopping; keep_awake() cannot hold it awake")
         future = asyncio.ensure_future(awaitable)
         self._keep_awake += 1
         self._tasks.add(future)
@@ -178,13 +219,20 @@ class ActorInstance:
 
     def _save_soon(self) -> None:
         self._save_timer = None
-        self.spawn(self.save_state())
+        self.spawn(self._save_reporting())
+
+    async def _save_reporting(self) -> None:
+        """A periodic save that fails is an event: nobody awaits it to see the error."""
+        try:
+            await self.save_state()
+        except Exception as error:
+            self._emit_crash("save_state", error)
 
     async def save_state(self) -> None:
         """Write the state if it changed since the last save."""
         try:
             data = self._state_adapter.dump_json(self.state)
-        except pydantic.PydanticSerializationError as error:
+        except pydantic_core.PydanticSerializationError as error:
             raise ValidationError(f"state of actor {self.ref.name!r} cannot be saved: {error}") from None
         if data != self._saved_state:
             await self.registry.store.save_state(self.ref.actor_id, data)
@@ -208,13 +256,16 @@ class ActorInstance:
                 await self.consumer.abandon(error=f"run loop crashed: {type(error).__name__}: {error}")
                 if self.mailbox.completed_total > progress_before:
                     backoff = options.restart_backoff
+                restarts = self.phase == "awake"
                 self._emit(
                     ActorCrashed,
                     phase="run",
                     error=str(error),
                     error_type=type(error).__name__,
-                    restart_in=backoff,
+                    restart_in=backoff if restarts else None,
                 )
+                if not restarts:
+                    return
                 await asyncio.sleep(backoff)
                 backoff = min(max(backoff * 2, 0.05), options.restart_backoff_max)
             else:
@@ -244,6 +295,8 @@ class ActorInstance:
                 timer.cancel()
         self._save_timer = None
         self.mailbox.close()
+        if self._writes:  # sends already past their phase check land before anything stops
+            await asyncio.wait(set(self._writes))
         current = asyncio.current_task()
         running = {t for t in self._tasks if t is not current and not t.done()}
         if self._run_task is not None and self._run_task is not current:
@@ -254,7 +307,7 @@ class ActorInstance:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
-        await self.consumer.abandon(error=None)
+        await self.consumer.abandon(error=None, every_task=True)
 
     async def finish_sleep(self) -> None:
         await self._hook_reporting("on_sleep", self.definition.on_sleep)

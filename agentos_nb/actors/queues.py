@@ -10,13 +10,15 @@ counts as a failed attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pydantic
+import pydantic_core
 
 from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.errors import (
@@ -40,6 +42,8 @@ from agentos_nb.events import (
 )
 from agentos_nb.store.protocol import MessageRecord, Store
 
+R = TypeVar("R")
+T = TypeVar("T")
 Outcome = Literal["completed", "dead_lettered"]
 CLOSED_POLL_SECONDS = 0.05
 SettledCallback = Callable[[int, Outcome, Any, "str | None"], None]
@@ -96,6 +100,7 @@ class Mailbox:
         self._ref = ref
         self._definition = definition
         self._store = store
+        self._store_may_suspend = store.may_suspend
         self._bus = bus
         self._on_settled = on_settled
         self._on_activity = on_activity
@@ -150,11 +155,15 @@ class Mailbox:
             )
         try:
             value = spec.body.validate_python(body)
+            data = spec.body.dump_json(value)
         except pydantic.ValidationError as error:
             raise self._reject(
                 name, ValidationError.from_pydantic(f"body for queue {name!r}", error)
             ) from None
-        data = spec.body.dump_json(value)
+        except pydantic_core.PydanticSerializationError as error:
+            raise self._reject(
+                name, ValidationError(f"body for queue {name!r} cannot be stored as JSON: {error}")
+            ) from None
         max_size, max_bytes = self._limits[name]
         if len(data) > max_bytes:
             raise self._reject(
@@ -171,22 +180,25 @@ class Mailbox:
             if not await self._wait_for_room(name, deadline):
                 raise self._reject(name, _full(name, max_size))
         self._held[name] += 1  # reserve the place before the store write can yield
-        try:
-            record = await self._store.enqueue(self._ref.actor_id, name, data, time.time())
-        except BaseException:
+
+        def stored(record: MessageRecord) -> Message:
+            message = Message(self, record, value)
+            self._pending[name].append(message)
+            if self.closed:
+                self.received_while_closed = True
+            else:
+                self._wake_consumer(name)
+            if self._bus.active:
+                self._bus.publish(
+                    MessageEnqueued(actor=self._ref, queue=name, message_id=message.id, size=len(data))
+                )
+            return message
+
+        def not_stored() -> None:
             self._held[name] -= 1
-            raise
-        message = Message(self, record, value)
-        self._pending[name].append(message)
-        if self.closed:
-            self.received_while_closed = True
-        else:
-            self._wake_consumer(name)
-        if self._bus.active:
-            self._bus.publish(
-                MessageEnqueued(actor=self._ref, queue=name, message_id=record.message_id, size=len(data))
-            )
-        return message
+
+        write = self._store.enqueue(self._ref.actor_id, name, data, time.time())
+        return await self._commit(write, stored, not_stored)
 
     def depth(self, name: str) -> int:
         """Messages held by the queue: pending and in flight."""
@@ -226,16 +238,19 @@ class Mailbox:
         return taken
 
     async def lease(self, message: Message) -> None:
-        await self._store.lease(message.id)
         record = message._record
         record.attempt += 1
         record.status = "leased"
-        if self._bus.active:
-            self._bus.publish(
-                MessageReceived(
-                    actor=self._ref, queue=record.queue, message_id=record.message_id, attempt=record.attempt
+
+        def stored(_: None) -> None:
+            if self._bus.active:
+                self._bus.publish(
+                    MessageReceived(
+                        actor=self._ref, queue=record.queue, message_id=message.id, attempt=record.attempt
+                    )
                 )
-            )
+
+        await self._commit(self._store.lease(message.id), stored)
 
     async def wait_for_message(self, names: frozenset[str], deadline: float | None) -> bool:
         """Wait until one of `names` may have a message; False on timeout or when closed."""
@@ -244,11 +259,17 @@ class Mailbox:
         waiter = asyncio.get_running_loop().create_future()
         entry = (names, waiter)
         self._consumers.append(entry)
+        arrived = False
         try:
-            return await _until(waiter, deadline) and not self.closed
+            arrived = await _until(waiter, deadline)
+            return arrived and not self.closed
         finally:
             if entry in self._consumers:
                 self._consumers.remove(entry)
+            if not arrived and waiter.done() and not waiter.cancelled():
+                for name in names:  # woken, but leaving (cancelled): hand the message on
+                    if self._pending[name]:
+                        self._wake_consumer(name)
 
     @property
     def consumer_waiting(self) -> bool:
@@ -274,9 +295,14 @@ class Mailbox:
             return
         try:
             value = spec.response.validate_python(response)
+            data = spec.response.dump_json(value)
         except pydantic.ValidationError as error:
             raise ValidationError.from_pydantic(f"response for queue {message.name!r}", error) from None
-        await self.acknowledge(message, value, spec.response.dump_json(value))
+        except pydantic_core.PydanticSerializationError as error:
+            raise ValidationError(
+                f"response for queue {message.name!r} cannot be stored as JSON: {error}"
+            ) from None
+        await self.acknowledge(message, value, data)
 
     async def acknowledge(
         self, message: Message, response: Any = None, response_data: bytes | None = None
@@ -284,17 +310,24 @@ class Mailbox:
         """Remove a delivered message for good, keeping its response for whoever waits on it."""
         message.settled = True
         del self.in_flight[message.id]
-        await self._store.complete(message.id, response_data)
-        self._free(message.name)
-        self.completed_total += 1
-        self._on_settled(message.id, "completed", response, None)
-        self._on_activity()
-        if self._bus.active:
-            self._bus.publish(
-                MessageCompleted(
-                    actor=self._ref, queue=message.name, message_id=message.id, response=response
+
+        def stored(_: None) -> None:
+            self._free(message.name)
+            self.completed_total += 1
+            self._on_settled(message.id, "completed", response, None)
+            self._on_activity()
+            if self._bus.active:
+                self._bus.publish(
+                    MessageCompleted(
+                        actor=self._ref, queue=message.name, message_id=message.id, response=response
+                    )
                 )
-            )
+
+        def not_stored() -> None:
+            message.settled = False
+            self.in_flight[message.id] = message
+
+        await self._commit(self._store.complete(message.id, response_data), stored, not_stored)
 
     async def release(self, messages: list[Message], *, error: str | None) -> None:
         """Give messages back unacknowledged; with an `error` this delivery failed and counts."""
@@ -308,13 +341,17 @@ class Mailbox:
                 await self._bury(record, f"{error} (after {record.attempt} attempts)")
                 self._free(message.name)
                 continue
-            await self._store.release(message.id)
-            # A new Message for the next delivery: whoever still holds this one (a task the
-            # crashed run loop started) gets MessageReleased from complete(), not a success.
-            record = replace(record, status="pending")
-            self._pending[message.name].appendleft(Message(self, record, message.body))
-            self._emit_redelivered(record)
-            self._wake_consumer(message.name)
+            await self._commit(self._store.release(message.id), functools.partial(self._requeue, message))
+
+    def _requeue(self, message: Message, _: None = None) -> None:
+        """Put a released message back at the head of its queue, once the store knows.
+
+        It goes back as a new Message: whoever still holds the old one (a task the crashed
+        run loop started) gets MessageReleased from complete(), not a false success."""
+        record = replace(message._record, status="pending")
+        self._pending[message.name].appendleft(Message(self, record, message.body))
+        self._emit_redelivered(record)
+        self._wake_consumer(message.name)
 
     def close(self) -> None:
         """Stop handing out messages: waiting consumers and blocked senders return at once."""
@@ -343,18 +380,54 @@ class Mailbox:
     # --- internals -----------------------------------------------------------------------------
 
     async def _bury(self, record: MessageRecord, error: str) -> None:
-        await self._store.dead_letter(record.message_id, error)
-        self._on_settled(record.message_id, "dead_lettered", None, error)
-        if self._bus.active:
-            self._bus.publish(
-                MessageDeadLettered(
-                    actor=self._ref,
-                    queue=record.queue,
-                    message_id=record.message_id,
-                    attempts=record.attempt,
-                    error=error,
+        def stored(_: None) -> None:
+            self._on_settled(record.message_id, "dead_lettered", None, error)
+            if self._bus.active:
+                self._bus.publish(
+                    MessageDeadLettered(
+                        actor=self._ref,
+                        queue=record.queue,
+                        message_id=record.message_id,
+                        attempts=record.attempt,
+                        error=error,
+                    )
                 )
-            )
+
+        await self._commit(self._store.dead_letter(record.message_id, error), stored)
+
+    async def _commit(
+        self,
+        write: Awaitable[R],
+        stored: Callable[[R], T],
+        not_stored: Callable[[], None] | None = None,
+    ) -> T:
+        """Await a store write, then update memory to match (`stored`, or `not_stored` if it failed).
+
+        With a store that may suspend, the write is shielded: a caller cancelled while it runs
+        still gets memory updated once the write lands, so memory and store never disagree.
+        """
+        if not self._store_may_suspend:
+            try:
+                result = await write
+            except BaseException:
+                if not_stored is not None:
+                    not_stored()
+                raise
+            return stored(result)
+        task = asyncio.ensure_future(write)
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                task.add_done_callback(lambda done: _land_late(done, stored, not_stored))
+                raise
+            _land_late(task, stored, not_stored)
+            raise
+        except BaseException:
+            if not_stored is not None:
+                not_stored()
+            raise
+        return stored(result)
 
     def _free(self, name: str) -> None:
         self._held[name] -= 1
@@ -414,13 +487,15 @@ class QueueConsumer:
     """`c.queue`: how an actor reads its queues, one message at a time, and pushes to them.
 
     A plain message is acknowledged when the consumer asks for the next one (or the run loop
-    returns); a completable one only by `complete()`. Whatever is still held when the run loop
-    crashes goes back to its queue and counts as a failed attempt.
+    or action that took it returns); a completable one only by `complete()`. Whatever is still
+    held when the run loop or action crashes goes back to its queue as a failed attempt. Each
+    task (the run loop, each action call) is its own consumer: one task's `next()` or crash
+    never settles what another task is working on.
     """
 
     def __init__(self, mailbox: Mailbox) -> None:
         self._mailbox = mailbox
-        self._held: list[Message] = []
+        self._holdings: dict[asyncio.Task[Any] | None, list[Message]] = {}
         self._told_closed = False
 
     async def next(
@@ -469,13 +544,17 @@ class QueueConsumer:
         return message.id
 
     async def finish(self) -> None:
-        """The run loop returned: acknowledge plain messages, give back uncompleted ones."""
-        await self._acknowledge_plain()
+        """The current task is done consuming: acknowledge its plain messages, give back the rest."""
+        await self._acknowledge_plain(asyncio.current_task())
         await self.abandon(error=None)
 
-    async def abandon(self, *, error: str | None) -> None:
-        """Give back everything still held; an `error` makes it a failed attempt."""
-        held, self._held = self._held, []
+    async def abandon(self, *, error: str | None, every_task: bool = False) -> None:
+        """Give back what the current task (or every task) holds; an `error` makes it a failed attempt."""
+        if every_task:
+            held = [m for messages in self._holdings.values() for m in messages]
+            self._holdings.clear()
+        else:
+            held = self._holdings.pop(asyncio.current_task(), [])
         await self._mailbox.release([m for m in held if not m.settled], error=error)
 
     async def _receive(
@@ -489,13 +568,14 @@ class QueueConsumer:
     ) -> list[Message]:
         mailbox = self._mailbox
         chosen = mailbox.check_names(names)
-        open_ones = [m for m in self._held if m.completable and not m.settled]
+        task = asyncio.current_task()
+        open_ones = [m for m in self._holdings.get(task, ()) if m.completable and not m.settled]
         if open_ones:
             raise PreviousMessageNotCompleted(
                 f"complete message {open_ones[0].id} from queue {open_ones[0].name!r} "
                 "before asking for another"
             )
-        await self._acknowledge_plain()
+        await self._acknowledge_plain(task)
         while True:
             if mailbox.closed:
                 return await self._closed_answer()
@@ -504,9 +584,10 @@ class QueueConsumer:
                 break
             if not wait or not await mailbox.wait_for_message(chosen, deadline):
                 return []
+        held = self._holdings.setdefault(task, [])
         for message in taken:
             message.completable = completable
-            self._held.append(message)
+            held.append(message)
             await mailbox.lease(message)
         return taken
 
@@ -518,14 +599,27 @@ class QueueConsumer:
         self._told_closed = True
         return []
 
-    async def _acknowledge_plain(self) -> None:
-        held = self._held
+    async def _acknowledge_plain(self, task: asyncio.Task[Any] | None) -> None:
+        held = self._holdings.pop(task, None)
         if not held:
             return
-        self._held = [m for m in held if m.completable and not m.settled]
+        still_open = [m for m in held if m.completable and not m.settled]
+        if still_open:
+            self._holdings[task] = still_open
         for message in held:
             if not message.completable and not message.settled:
                 await self._mailbox.acknowledge(message)
+
+
+def _land_late(
+    write: asyncio.Future[Any], stored: Callable[[Any], Any], not_stored: Callable[[], None] | None
+) -> None:
+    """Finish a write whose caller was cancelled: memory follows whatever the store did."""
+    if write.cancelled() or write.exception() is not None:
+        if not_stored is not None:
+            not_stored()
+    else:
+        stored(write.result())
 
 
 async def _until(waiter: asyncio.Future[None], deadline: float | None) -> bool:

@@ -53,7 +53,16 @@ class ScheduleRecord:
 
 @runtime_checkable
 class Store(Protocol):
-    """Durable storage for actors, queues and schedules. Every method is safe on the event loop."""
+    """Durable storage for actors, queues and schedules. Every method is safe on the event loop.
+
+    Two rules the runtime relies on:
+    - Writes are applied in the order they are called (a single writer, or one per actor).
+    - A write, once started, runs to its end even if its caller is cancelled. The runtime
+      shields writes of a store whose `may_suspend` is true and brings memory in line
+      when they land; a store that never suspends (memory) needs no shielding.
+    """
+
+    may_suspend: bool
 
     async def open(self) -> None: ...
 
