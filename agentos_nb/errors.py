@@ -95,6 +95,13 @@ class ActorNotFound(AgentOSError):
     code = "actor.not_found"
 
 
+class ActorDestroyed(ActorNotFound):
+    """The actor was destroyed while a request to it was under way (its message stored, its
+    outcome awaited). A `get_or_create` handle never repeats such a request on a new actor."""
+
+    code = "actor.destroyed"
+
+
 class ActorAlreadyExists(AgentOSError):
     """`create` was called for a key that already has an actor."""
 

@@ -260,6 +260,12 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions = [s for s in self._subscriptions if s is not subscription]
 
+    def close(self) -> None:
+        """End every subscription (the runtime is stopping): readers finish what is buffered,
+        then their `async for` ends instead of waiting forever."""
+        for subscription in self._subscriptions:
+            subscription.close()
+
 
 def _combine_filters(types: Iterable[str] | None, accept: EventFilter | None) -> EventFilter | None:
     if types is None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
+
+from agentos_nb.store.memory import MemoryStore
 
 
 @pytest.fixture
@@ -48,3 +52,34 @@ async def start_registry():
     yield start
     for registry in reversed(started):
         await registry.stop(grace=0)
+
+
+class YieldingStore(MemoryStore):
+    """A memory store whose every method suspends, as a real store's does. `calls` lists the
+    methods entered, in order; a method named in `held` waits until its event is set."""
+
+    may_suspend = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+        self.held: dict[str, asyncio.Event] = {}
+
+
+def _suspending(name: str, method: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+    @functools.wraps(method)
+    async def suspending(self: YieldingStore, *args: object, **kwargs: object) -> object:
+        self.calls.append(name)
+        gate = self.held.get(name)
+        if gate is None:
+            await asyncio.sleep(0)
+        else:
+            await gate.wait()
+        return await method(self, *args, **kwargs)
+
+    return suspending
+
+
+for _name, _method in list(vars(MemoryStore).items()):
+    if inspect.iscoroutinefunction(_method):
+        setattr(YieldingStore, _name, _suspending(_name, _method))

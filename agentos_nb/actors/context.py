@@ -82,7 +82,7 @@ class ActorContext:
 
     def sleep(self) -> None:
         """Ask the actor to go to sleep once the current call has returned."""
-        self._instance.request_stop(destroy=False)
+        self._instance.request_stop(destroy=False, asked=True)
 
     def destroy(self) -> None:
         """Ask the actor to be destroyed, with its state, queues and schedules."""

@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
 
-from agentos_nb.errors import ActorNotFound, UnknownAction, UnknownActorType, ValidationError
+from agentos_nb.errors import (
+    ActorDestroyed,
+    ActorNotFound,
+    UnknownAction,
+    UnknownActorType,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from agentos_nb.actors.registry import Registry
@@ -144,10 +150,13 @@ class ActorHandle:
         return f"<ActorHandle {self._name} {where}>"
 
     async def _retrying(self, call: Callable[[str], Awaitable[T]]) -> T:
-        """Run `call` on the actor; a `get_or_create` handle whose actor was destroyed makes a new one."""
+        """Run `call` on the actor; a `get_or_create` handle whose actor was destroyed before the
+        call reached it makes a new one. A call that did reach it is never repeated."""
         actor_id = await self.resolve()
         try:
             return await call(actor_id)
+        except ActorDestroyed:
+            raise  # its message was stored, and may have been worked on: sending again could do it twice
         except ActorNotFound:
             # Retry only if this actor is gone: an action that itself raised ActorNotFound
             # (from a call to another actor) must not run a second time.

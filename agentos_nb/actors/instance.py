@@ -63,14 +63,15 @@ class ActorInstance:
         self._saved_state: bytes | None = record.state
         self._loop = asyncio.get_running_loop()
         self._last_active = self._loop.time()
-        self._requests = 0
+        self._actions_running = 0
         self._keep_awake = 0
         self._run_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
         self._save_timer: asyncio.TimerHandle | None = None
         self._stop_task: asyncio.Task[None] | None = None
-        self._writes: set[asyncio.Future[None]] = set()
+        self._writes = 0  # requests writing to the queues now (sends, replays)
+        self._writes_drained: asyncio.Future[None] | None = None
         self.stopped_future: asyncio.Future[None] = self._loop.create_future()
         if record.state is not None:
             self.state = self._state_adapter.validate_json(record.state)
@@ -116,15 +117,14 @@ class ActorInstance:
         if self.phase != "awake":
             work.close()
             raise MailboxClosed
-        done = self._loop.create_future()
-        self._writes.add(done)
-        self._requests += 1
+        self._writes += 1
         try:
             return await work
         finally:
-            self._requests -= 1
-            self._writes.discard(done)
-            done.set_result(None)
+            self._writes -= 1
+            if self._writes == 0 and self._writes_drained is not None:
+                self._writes_drained.set_result(None)
+                self._writes_drained = None
             self._last_active = self._loop.time()
 
     async def call_action(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
@@ -137,7 +137,7 @@ class ActorInstance:
         call_id = next(_call_ids)
         started = time.monotonic()
         self._emit(ActionStarted, action=name, call_id=call_id)
-        self._requests += 1
+        self._actions_running += 1
         task = self._loop.create_task(self._run_action(action, args, kwargs))
         self._tasks.add(task)
         error: BaseException | None = None
@@ -166,7 +166,7 @@ class ActorInstance:
             raise
         finally:
             self._tasks.discard(task)
-            self._requests -= 1
+            self._actions_running -= 1
             self._touch()
             self.state_touched()
             self._emit(
@@ -277,15 +277,18 @@ class ActorInstance:
     def is_idle(self) -> bool:
         run = self._run_task
         return (
-            self._requests == 0
+            self._actions_running == 0
+            and self._writes == 0
             and self._keep_awake == 0
             and not self.mailbox.in_flight
             and (run is None or run.done() or self.mailbox.consumer_waiting)
         )
 
-    def request_stop(self, *, destroy: bool) -> None:
+    def request_stop(self, *, destroy: bool, asked: bool = False) -> None:
+        """Start sleeping (or being destroyed) in the background. `asked`: the actor's own
+        `c.sleep()`, which, unlike an idle sleep, may leave a backlog to wake for."""
         if self.phase == "awake" and self._stop_task is None:
-            self._stop_task = self.spawn(self.registry.retire(self, destroy=destroy))
+            self._stop_task = self.spawn(self.registry.retire(self, destroy=destroy, asked=asked))
 
     async def stop(self, *, grace: float) -> None:
         """Stop every task of this actor: let them finish for `grace` seconds, then cancel."""
@@ -296,7 +299,8 @@ class ActorInstance:
         self._save_timer = None
         self.mailbox.close()
         if self._writes:  # sends already past their phase check land before anything stops
-            await asyncio.wait(set(self._writes))
+            self._writes_drained = self._loop.create_future()
+            await self._writes_drained
         current = asyncio.current_task()
         running = {t for t in self._tasks if t is not current and not t.done()}
         if self._run_task is not None and self._run_task is not current:

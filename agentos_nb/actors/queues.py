@@ -15,12 +15,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import pydantic
 import pydantic_core
 
-from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.actors.definition import ActorDefinition, QueueSpec
 from agentos_nb.errors import (
     AlreadyCompleted,
     MessageReleased,
@@ -107,6 +107,7 @@ class Mailbox:
         self._pending: dict[str, deque[Message]] = {name: deque() for name in definition.queues}
         self._held: dict[str, int] = dict.fromkeys(definition.queues, 0)
         self._limits = {name: definition.queue_limits(name) for name in definition.queues}
+        self._codecs = {name: _Codec.of(spec) for name, spec in definition.queues.items()}
         self._name_sets: dict[Any, frozenset[str]] = {None: frozenset(definition.queues)}
         self.in_flight: dict[int, Message] = {}
         self._consumers: list[tuple[frozenset[str], asyncio.Future[None]]] = []
@@ -146,16 +147,16 @@ class Mailbox:
         self, name: str, body: Any, *, block: bool = False, deadline: float | None = None
     ) -> Message:
         """Validate and store a message; refuses (storing nothing) when it cannot be taken."""
-        spec = self._definition.queues.get(name)
-        if spec is None:
+        codec = self._codecs.get(name)
+        if codec is None:
             declared = ", ".join(sorted(self._definition.queues)) or "none"
             raise self._reject(
                 name,
                 UnknownQueue(f"actor {self._ref.name!r} has no queue {name!r} (declared: {declared})"),
             )
         try:
-            value = spec.body.validate_python(body)
-            data = spec.body.dump_json(value)
+            value = codec.validate_body(body)
+            data = codec.dump_body(value)
         except pydantic.ValidationError as error:
             raise self._reject(
                 name, ValidationError.from_pydantic(f"body for queue {name!r}", error)
@@ -285,8 +286,8 @@ class Mailbox:
             raise MessageReleased(
                 f"message {message.id} is no longer held by this consumer; it was released for redelivery"
             )
-        spec = self._definition.queues[message.name]
-        if spec.response is None:
+        codec = self._codecs[message.name]
+        if codec.validate_response is None or codec.dump_response is None:
             if response is not None:
                 raise ValidationError(
                     f"queue {message.name!r} declares no response type, so complete() takes no response"
@@ -294,8 +295,8 @@ class Mailbox:
             await self.acknowledge(message)
             return
         try:
-            value = spec.response.validate_python(response)
-            data = spec.response.dump_json(value)
+            value = codec.validate_response(response)
+            data = codec.dump_response(value)
         except pydantic.ValidationError as error:
             raise ValidationError.from_pydantic(f"response for queue {message.name!r}", error) from None
         except pydantic_core.PydanticSerializationError as error:
@@ -569,13 +570,14 @@ class QueueConsumer:
         mailbox = self._mailbox
         chosen = mailbox.check_names(names)
         task = asyncio.current_task()
-        open_ones = [m for m in self._holdings.get(task, ()) if m.completable and not m.settled]
-        if open_ones:
-            raise PreviousMessageNotCompleted(
-                f"complete message {open_ones[0].id} from queue {open_ones[0].name!r} "
-                "before asking for another"
-            )
-        await self._acknowledge_plain(task)
+        if task in self._holdings:
+            for held_message in self._holdings[task]:
+                if held_message.completable and not held_message.settled:
+                    raise PreviousMessageNotCompleted(
+                        f"complete message {held_message.id} from queue {held_message.name!r} "
+                        "before asking for another"
+                    )
+            await self._acknowledge_plain(task)
         while True:
             if mailbox.closed:
                 return await self._closed_answer()
@@ -609,6 +611,26 @@ class QueueConsumer:
         for message in held:
             if not message.completable and not message.settled:
                 await self._mailbox.acknowledge(message)
+
+
+class _Codec(NamedTuple):
+    """A queue's validators and serialisers, bound once: pydantic-core's own methods skip the
+    TypeAdapter wrappers, which cost more than the work on small bodies."""
+
+    validate_body: Callable[[Any], Any]
+    dump_body: Callable[[Any], bytes]
+    validate_response: Callable[[Any], Any] | None
+    dump_response: Callable[[Any], bytes] | None
+
+    @classmethod
+    def of(cls, spec: QueueSpec) -> _Codec:
+        response = spec.response
+        return cls(
+            spec.body.validator.validate_python,
+            spec.body.serializer.to_json,
+            None if response is None else response.validator.validate_python,
+            None if response is None else response.serializer.to_json,
+        )
 
 
 def _land_late(

@@ -9,12 +9,14 @@ setup cell never leaves two runtimes working.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
 from typing import Any, Literal, TypeVar
 
+import pydantic
 from pydantic_core import to_json
 
 from agentos_nb.actors.definition import ActorDefinition
@@ -24,6 +26,7 @@ from agentos_nb.actors.queues import MailboxClosed, Outcome
 from agentos_nb.actors.scheduling import Scheduler
 from agentos_nb.errors import (
     ActorAlreadyExists,
+    ActorDestroyed,
     ActorNotFound,
     InvalidDefinition,
     MessageNotFound,
@@ -31,7 +34,8 @@ from agentos_nb.errors import (
     UnknownQueue,
     ValidationError,
 )
-from agentos_nb.events import ActorCreated, ActorDestroyed, EventBus, MessageReplayed
+from agentos_nb.events import ActorCrashed, ActorCreated, ActorRef, EventBus, MessageReplayed
+from agentos_nb.events import ActorDestroyed as ActorDestroyedEvent
 from agentos_nb.store import Store, open_store
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
 
@@ -59,8 +63,9 @@ class Registry:
         self._waiters: dict[int, list[asyncio.Future[SendResult]]] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._create_lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: asyncio.Task[None] | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._shutdown: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -82,13 +87,16 @@ class Registry:
             )
         previous = _running.get(self.name)
         _running[self.name] = self
+        self._loop = loop
         self.phase = "starting"
         self._startup = loop.create_task(self._start(previous), name=f"agentos-start:{self.name}")
         return self
 
     async def _start(self, previous: Registry | None) -> None:
         try:
-            if previous is not None:
+            # One left on another loop (an earlier asyncio.run, pytest's loop per test) cannot be
+            # stopped from this one: its tasks went with its loop, so it is just dropped.
+            if previous is not None and previous._loop is self._loop:
                 await previous.stop(grace=REPLACED_GRACE)
             await self.store.open()
             await self.scheduler.start()
@@ -108,14 +116,21 @@ class Registry:
 
     async def stop(self, *, grace: float | None = None) -> None:
         """Drain and stop: actors sleep (their work gets `grace` seconds, default each actor's
-        `sleep_grace_period`), waiters are released, and every task is gone when this returns."""
+        `sleep_grace_period`), waiters are released, and every task is gone when this returns.
+
+        The shutdown runs in its own task: interrupting the caller (a notebook's Stop button)
+        does not leave a registry marked stopped while its actors still run, and a later
+        stop() waits for the same shutdown."""
         if self.phase == "new":
             self.phase = "stopped"
             return
-        if self._stopped is not None:
-            await asyncio.shield(self._stopped)
-            return
-        self._stopped = asyncio.get_running_loop().create_future()
+        if self._shutdown is None:
+            self._shutdown = asyncio.get_running_loop().create_task(
+                self._shut_down(grace), name=f"agentos-stop:{self.name}"
+            )
+        await asyncio.shield(self._shutdown)
+
+    async def _shut_down(self, grace: float | None) -> None:
         if _running.get(self.name) is self:
             del _running[self.name]
         if self._startup is not None and not self._startup.done():
@@ -123,8 +138,8 @@ class Registry:
         self.phase = "stopping"
         try:
             await self.scheduler.stop()
-            for wake in list(self._wakes.values()):
-                await asyncio.wait([wake])
+            while self._wakes:  # creations and wakes under way end up in _instances
+                await asyncio.wait(list(self._wakes.values()))
             await asyncio.gather(
                 *(self.retire(i, destroy=False, grace=grace) for i in list(self._instances.values())),
                 return_exceptions=True,
@@ -136,7 +151,7 @@ class Registry:
             await self.store.close()
         finally:
             self.phase = "stopped"
-            self._stopped.set_result(None)
+            self.bus.close()  # readers' `async for event in subscription` ends
 
     async def __aenter__(self) -> Registry:
         self.start()
@@ -176,21 +191,14 @@ class Registry:
             return cached
         record = await self.store.find_actor(name, key)
         if record is None and create:
-            async with self._create_lock:
-                record = await self.store.find_actor(name, key)
-                if record is None:
-                    return await self._create(name, key, input)
+            return await self._create(name, key, input, exist_ok=True)
         if record is None:
             raise ActorNotFound(f"no actor {name!r} with key {list(key)!r}")
         self._ids[(name, key)] = record.actor_id
         return record.actor_id
 
     async def create(self, name: str, key: tuple[str, ...], *, input: Any) -> str:
-        await self._ensure_running()
-        async with self._create_lock:
-            if await self.store.find_actor(name, key) is not None:
-                raise ActorAlreadyExists(f"actor {name!r} with key {list(key)!r} already exists")
-            return await self._create(name, key, input)
+        return await self._create(name, key, input, exist_ok=False)
 
     async def key_of(self, name: str, actor_id: str) -> tuple[str, ...]:
         await self._ensure_running()
@@ -199,15 +207,34 @@ class Registry:
             raise ActorNotFound(f"no actor {name!r} with id {actor_id!r}")
         return record.key
 
-    async def _create(self, name: str, key: tuple[str, ...], input: Any) -> str:
-        definition = self.definitions[name]
+    async def _create(self, name: str, key: tuple[str, ...], input: Any, *, exist_ok: bool) -> str:
+        """Store a new actor, then bring it to life in a task that callers waking it meanwhile
+        wait on (so it gets one instance) and that stop() waits for (so it does not outlive it)."""
         try:
             input_json = to_json(input)
         except Exception as error:
             raise ValidationError(f"the input of a new actor must be a JSON value: {error}") from None
-        record = ActorRecord(uuid.uuid4().hex, name, key, time.time(), input=input_json)
-        await self.store.insert_actor(record)
-        instance = ActorInstance(self, record, definition)
+        async with self._create_lock:
+            await self._ensure_running()  # stop() may have begun while we waited for the lock
+            existing = await self.store.find_actor(name, key)
+            if existing is not None and not exist_ok:
+                raise ActorAlreadyExists(f"actor {name!r} with key {list(key)!r} already exists")
+            if existing is not None:
+                self._ids[(name, key)] = existing.actor_id
+                return existing.actor_id
+            record = ActorRecord(uuid.uuid4().hex, name, key, time.time(), input=input_json)
+            await self.store.insert_actor(record)
+            if self.phase != "running":  # stop() began during the insert and will not wait for us
+                await self.store.delete_actor(record.actor_id)
+                raise RegistryNotRunning(f"registry {self.name!r} stopped while creating {name!r}")
+            creating = asyncio.get_running_loop().create_task(self._bring_to_life(record, input))
+            self._track_wake(record.actor_id, creating)
+        instance = await asyncio.shield(creating)
+        return instance.ref.actor_id
+
+    async def _bring_to_life(self, record: ActorRecord, input: Any) -> ActorInstance:
+        """`on_create`, then the first wake; if either fails, the actor is gone again."""
+        instance = ActorInstance(self, record, self.definitions[record.name])
         created = False
         try:
             await instance.create(input)
@@ -218,12 +245,14 @@ class Registry:
         except BaseException:
             await instance.stop(grace=0)
             await self.store.delete_actor(record.actor_id)
+            if self._ids.get((record.name, record.key)) == record.actor_id:
+                del self._ids[(record.name, record.key)]  # cached by a caller that found the record
             if created and self.bus.active:
-                self.bus.publish(ActorDestroyed(actor=instance.ref))
+                self.bus.publish(ActorDestroyedEvent(actor=instance.ref))
             raise
         self._instances[record.actor_id] = instance
-        self._ids[(name, key)] = record.actor_id
-        return record.actor_id
+        self._ids[(record.name, record.key)] = record.actor_id
+        return instance
 
     async def awake(self, actor_id: str) -> ActorInstance:
         """The awake instance of an actor, waking it from the store if it sleeps."""
@@ -244,15 +273,26 @@ class Registry:
                 # waking it now would leave an instance that stop() never sees.
                 await self._ensure_running()
                 wake = asyncio.get_running_loop().create_task(self._wake(actor_id))
-                self._wakes[actor_id] = wake
-                wake.add_done_callback(lambda _: self._wakes.pop(actor_id, None))
+                self._track_wake(actor_id, wake)
             return await asyncio.shield(wake)
+
+    def _track_wake(self, actor_id: str, wake: asyncio.Task[ActorInstance]) -> None:
+        self._wakes[actor_id] = wake
+        wake.add_done_callback(functools.partial(self._wake_done, actor_id))
+
+    def _wake_done(self, actor_id: str, wake: asyncio.Task[ActorInstance]) -> None:
+        if self._wakes.get(actor_id) is wake:
+            del self._wakes[actor_id]
+        if not wake.cancelled():
+            # Retrieved here: its callers may all have been cancelled, and a failure was
+            # already reported to them or by an actor.crashed event.
+            wake.exception()
 
     async def _wake(self, actor_id: str) -> ActorInstance:
         record = await self.store.get_actor(actor_id)
         if record is None:
             raise ActorNotFound(f"no actor with id {actor_id!r}")
-        instance = ActorInstance(self, record, self.definitions[record.name])
+        instance = self._instance_of(record)
         try:
             await instance.wake()
         except BaseException:
@@ -261,37 +301,70 @@ class Registry:
         self._instances[actor_id] = instance
         return instance
 
+    def _instance_of(self, record: ActorRecord) -> ActorInstance:
+        """A new instance from the store; state that no longer fits the model names the actor."""
+        try:
+            return ActorInstance(self, record, self.definitions[record.name])
+        except pydantic.ValidationError as error:
+            failure = ValidationError.from_pydantic(
+                f"stored state of actor {record.name!r} with key {list(record.key)!r}", error
+            )
+            self._report_crash(_ref(record), "on_wake", failure)
+            raise failure from None
+
     async def _wake_in_background(self, actor_id: str) -> None:
         try:
             await self.awake(actor_id)
-        except Exception:  # reported as an actor.crashed event by the failing hook
+        except Exception:  # reported as an actor.crashed event by the failing hook, or _instance_of
             return
 
-    async def retire(self, instance: ActorInstance, *, destroy: bool, grace: float | None = None) -> None:
-        """Put an awake actor to sleep, or destroy it."""
+    async def retire(
+        self,
+        instance: ActorInstance,
+        *,
+        destroy: bool,
+        grace: float | None = None,
+        asked: bool = False,
+    ) -> None:
+        """Put an awake actor to sleep, or destroy it. `asked`: the actor asked to sleep
+        (`c.sleep()`) rather than falling idle, so messages it left pending wake it again."""
         if instance.phase != "awake":
             await asyncio.shield(instance.stopped_future)
             return
+        try:
+            await self._retire(instance, destroy=destroy, grace=grace)
+        finally:  # whatever failed, the instance is gone: nobody may wait on it forever
+            if self._instances.get(instance.ref.actor_id) is instance:
+                del self._instances[instance.ref.actor_id]
+            instance.mark_stopped()
+        if destroy and self.bus.active:
+            self.bus.publish(ActorDestroyedEvent(actor=instance.ref))
+        if not destroy and self.phase == "running" and _left_work(instance, asked=asked):
+            self.spawn(self._wake_in_background(instance.ref.actor_id))
+
+    async def _retire(self, instance: ActorInstance, *, destroy: bool, grace: float | None) -> None:
         options = instance.definition.options
         await instance.stop(grace=options.sleep_grace_period if grace is None else grace)
+        if not destroy:
+            try:
+                await instance.finish_sleep()
+            except Exception as error:  # the state could not be saved; the actor sleeps anyway
+                self._report_crash(instance.ref, "save_state", error)
+            return
         actor_id = instance.ref.actor_id
-        if destroy:
-            await instance.finish_destroy()
-            await self.store.delete_actor(actor_id)  # first: a waiter told "gone" may check the store
-            gone = ActorNotFound(f"actor {instance.ref.name!r} was destroyed")
-            for message_id in instance.mailbox.live_message_ids():
-                self._fail_waiter(message_id, gone)
-            self.scheduler.forget_actor(actor_id)
-            self._ids.pop((instance.ref.name, instance.ref.key), None)
-        else:
-            await instance.finish_sleep()
-        if self._instances.get(actor_id) is instance:
-            del self._instances[actor_id]
-        instance.mark_stopped()
-        if destroy and self.bus.active:
-            self.bus.publish(ActorDestroyed(actor=instance.ref))
-        if not destroy and instance.mailbox.received_while_closed and self.phase == "running":
-            self.spawn(self._wake_in_background(actor_id))
+        await instance.finish_destroy()
+        await self.store.delete_actor(actor_id)  # first: a waiter told "gone" may check the store
+        gone = ActorDestroyed(f"actor {instance.ref.name!r} was destroyed before it settled this message")
+        for message_id in instance.mailbox.live_message_ids():
+            self._fail_waiter(message_id, gone)
+        self.scheduler.forget_actor(actor_id)
+        self._ids.pop((instance.ref.name, instance.ref.key), None)
+
+    def _report_crash(self, ref: ActorRef, phase: Any, error: Exception) -> None:
+        if self.bus.active:
+            self.bus.publish(
+                ActorCrashed(actor=ref, phase=phase, error=str(error), error_type=type(error).__name__)
+            )
 
     # --- requests ------------------------------------------------------------------------------
 
@@ -378,8 +451,12 @@ class Registry:
         record = await self.store.get_message(message_id)
         if record is None or record.actor_id != actor_id or record.status != "dead":
             raise MessageNotFound(f"actor {instance.ref.name!r} has no dead letter {message_id}")
-        replayed = await self.store.replay(message_id)
-        instance.mailbox.adopt(replayed)
+        while True:  # through an awake instance, so that the replayed message gets delivered
+            try:
+                replayed = await instance.replay(message_id)
+                break
+            except MailboxClosed:
+                instance = await self.awake(actor_id)
         if self.bus.active:
             self.bus.publish(MessageReplayed(actor=instance.ref, queue=replayed.queue, message_id=message_id))
 
@@ -451,6 +528,18 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"<Registry {self.name!r} {self.phase} actors={sorted(self.definitions)}>"
+
+
+def _ref(record: ActorRecord) -> ActorRef:
+    return ActorRef(name=record.name, key=record.key, actor_id=record.actor_id)
+
+
+def _left_work(instance: ActorInstance, *, asked: bool) -> bool:
+    """Whether a sleeping actor must wake again: a message came during the sleep, or it asked
+    to sleep with a backlog. An idle actor's backlog is one nothing consumes: waking for it
+    would only cycle."""
+    mailbox = instance.mailbox
+    return mailbox.received_while_closed or (asked and mailbox.pending_count() > 0)
 
 
 def setup(

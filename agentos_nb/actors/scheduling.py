@@ -1,4 +1,8 @@
-"""Scheduled action calls that outlive sleep: stored in the store, fired by the registry."""
+"""Scheduled action calls that outlive sleep: stored in the store, fired by the registry.
+
+A schedule leaves the store only once its action has been called, so one cut short by a
+registry stop fires again on the next start: at-least-once, like queue messages.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from agentos_nb.errors import UnknownAction, ValidationError
-from agentos_nb.events import ActorCrashed, ScheduleFired
+from agentos_nb.errors import ActorNotFound, RegistryNotRunning, UnknownAction, ValidationError
+from agentos_nb.events import ActorCrashed, ActorRef, ScheduleFired
 from agentos_nb.store.protocol import ScheduleRecord
 
 if TYPE_CHECKING:
@@ -68,6 +72,7 @@ class Scheduler:
         self._registry = registry
         self._heap: list[tuple[float, str]] = []
         self._records: dict[str, ScheduleRecord] = {}
+        self._firing: set[str] = set()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -87,6 +92,9 @@ class Scheduler:
         self._track(record)
 
     async def cancel(self, schedule_id: str) -> bool:
+        """False if it already fired (or is firing now) or never existed."""
+        if schedule_id in self._firing:
+            return False
         self._records.pop(schedule_id, None)
         return await self._registry.store.delete_schedule(schedule_id)
 
@@ -116,31 +124,50 @@ class Scheduler:
                     pass
                 continue
             _, schedule_id = heapq.heappop(self._heap)
-            record = self._records.pop(schedule_id)
-            if await self._registry.store.delete_schedule(schedule_id):
-                self._registry.spawn(self._fire(record))
+            self._firing.add(schedule_id)
+            self._registry.spawn(self._fire(self._records.pop(schedule_id)))
 
     async def _fire(self, record: ScheduleRecord) -> None:
+        """Call the action, then forget the schedule; a failure is reported, never silent."""
+        try:
+            ref = await self._call(record)
+            if ref is not None and self._registry.phase == "running":  # else cut short: fire again
+                await self._forget(ref, record.schedule_id)
+        finally:
+            self._firing.discard(record.schedule_id)
+
+    async def _call(self, record: ScheduleRecord) -> ActorRef | None:
+        """The actor the action was called on; None if it could not be woken."""
         registry = self._registry
         try:
             instance = await registry.awake(record.actor_id)
-        except Exception:  # the actor was destroyed meanwhile: its schedule goes with it
-            return
+        except (ActorNotFound, RegistryNotRunning):  # destroyed with its schedules, or stopping
+            return None
+        except Exception as error:  # no actor to report it on; it stays stored for the next start
+            message = f"scheduled {record.action!r} could not wake actor {record.actor_id!r}"
+            asyncio.get_running_loop().call_exception_handler({"message": message, "exception": error})
+            return None
         if registry.bus.active:
             registry.bus.publish(
                 ScheduleFired(actor=instance.ref, schedule_id=record.schedule_id, action=record.action)
             )
-        args = json.loads(record.args)
-        kwargs = json.loads(record.kwargs)
         try:
-            await registry.invoke(record.actor_id, record.action, args, kwargs)
+            await registry.invoke(
+                record.actor_id, record.action, json.loads(record.args), json.loads(record.kwargs)
+            )
         except Exception as error:
-            if registry.bus.active:
-                registry.bus.publish(
-                    ActorCrashed(
-                        actor=instance.ref,
-                        phase="schedule",
-                        error=str(error),
-                        error_type=type(error).__name__,
-                    )
-                )
+            _report(registry, instance.ref, error)
+        return instance.ref
+
+    async def _forget(self, ref: ActorRef, schedule_id: str) -> None:
+        try:
+            await self._registry.store.delete_schedule(schedule_id)
+        except Exception as error:  # it stays stored, and fires again on the next start
+            _report(self._registry, ref, error)
+
+
+def _report(registry: Registry, ref: ActorRef, error: Exception) -> None:
+    if registry.bus.active:
+        registry.bus.publish(
+            ActorCrashed(actor=ref, phase="schedule", error=str(error), error_type=type(error).__name__)
+        )
