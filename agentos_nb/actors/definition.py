@@ -82,6 +82,7 @@ class ActorDefinition:
     on_sleep: Hook | None
     on_destroy: Hook | None
     options: ActorOptions
+    state_adapter: TypeAdapter[Any] = field(repr=False)
 
     def initial_state(self) -> Any:
         state = self.state
@@ -90,14 +91,6 @@ class ActorDefinition:
         if isinstance(state, BaseModel):
             return state.model_copy(deep=True)
         return copy.deepcopy(state)
-
-    def state_adapter(self) -> TypeAdapter[Any]:
-        state = self.state
-        if isinstance(state, type) and issubclass(state, BaseModel):
-            return TypeAdapter(state)
-        if isinstance(state, BaseModel):
-            return TypeAdapter(type(state))
-        return TypeAdapter(Any)
 
     def initial_vars(self, context: Any) -> Any:
         if callable(self.vars):
@@ -164,6 +157,7 @@ def actor(
         on_sleep=on_sleep,
         on_destroy=on_destroy,
         options=_options(options),
+        state_adapter=_state_adapter(state),
     )
 
 
@@ -175,6 +169,15 @@ def _check_state(state: Any) -> None:
     raise InvalidDefinition(
         f"state must be a pydantic model class or instance, or a dict, not {type(state).__name__}"
     )
+
+
+def _state_adapter(state: Any) -> TypeAdapter[Any]:
+    """How state is saved and loaded; built once per actor type, not on every wake."""
+    if isinstance(state, type) and issubclass(state, BaseModel):
+        return TypeAdapter(state)
+    if isinstance(state, BaseModel):
+        return TypeAdapter(type(state))
+    return TypeAdapter(Any)
 
 
 def _options(options: ActorOptions | Mapping[str, Any] | None) -> ActorOptions:

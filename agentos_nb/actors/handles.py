@@ -112,8 +112,8 @@ class ActorHandle:
         or with status "timed_out" after `timeout` seconds (the message stays queued).
         """
         return await self._retrying(
-            lambda actor_id: self._registry.send(
-                actor_id, queue, body, wait=wait, timeout=timeout, block=block
+            functools.partial(
+                self._registry.send, queue=queue, body=body, wait=wait, timeout=timeout, block=block
             )
         )
 
@@ -152,7 +152,9 @@ class ActorHandle:
     async def _retrying(self, call: Callable[[str], Awaitable[T]]) -> T:
         """Run `call` on the actor; a `get_or_create` handle whose actor was destroyed before the
         call reached it makes a new one. A call that did reach it is never repeated."""
-        actor_id = await self.resolve()
+        actor_id = self._actor_id
+        if actor_id is None or self._key is None:
+            actor_id = await self.resolve()
         try:
             return await call(actor_id)
         except ActorDestroyed:

@@ -50,6 +50,7 @@ class ActorInstance:
         self.mailbox = Mailbox(
             ref=self.ref,
             definition=definition,
+            plan=registry.queue_plan(record.name),
             store=registry.store,
             bus=registry.bus,
             on_settled=registry.settle,
@@ -57,7 +58,7 @@ class ActorInstance:
         )
         self.consumer = QueueConsumer(self.mailbox)
         self.schedule = Schedule(self)
-        self._state_adapter = definition.state_adapter()
+        self._state_adapter = definition.state_adapter
         self.state: Any = None
         self.vars: Any = None
         self._saved_state: bytes | None = record.state

@@ -92,6 +92,7 @@ class Mailbox:
         *,
         ref: ActorRef,
         definition: ActorDefinition,
+        plan: QueuePlan,
         store: Store,
         bus: EventBus,
         on_settled: SettledCallback,
@@ -104,14 +105,13 @@ class Mailbox:
         self._bus = bus
         self._on_settled = on_settled
         self._on_activity = on_activity
-        self._pending: dict[str, deque[Message]] = {name: deque() for name in definition.queues}
+        self._plan = plan
+        # Per queue, made on first use: most of an idle actor's queues never hold anything.
+        self._pending: dict[str, deque[Message]] = {}
         self._held: dict[str, int] = dict.fromkeys(definition.queues, 0)
-        self._limits = {name: definition.queue_limits(name) for name in definition.queues}
-        self._codecs = {name: _Codec.of(spec) for name, spec in definition.queues.items()}
-        self._name_sets: dict[Any, frozenset[str]] = {None: frozenset(definition.queues)}
         self.in_flight: dict[int, Message] = {}
         self._consumers: list[tuple[frozenset[str], asyncio.Future[None]]] = []
-        self._room: dict[str, list[asyncio.Future[None]]] = {name: [] for name in definition.queues}
+        self._room: dict[str, list[asyncio.Future[None]]] = {}
         self.closed = False
         self.received_while_closed = False
         self.completed_total = 0
@@ -138,7 +138,7 @@ class Mailbox:
                 await self._store.release(record.message_id)
                 record.status = "pending"
                 self._emit_redelivered(record)
-            self._pending[record.queue].append(Message(self, record, body))
+            self._queue(record.queue).append(Message(self, record, body))
             self._held[record.queue] += 1
 
     # --- producing -----------------------------------------------------------------------------
@@ -147,7 +147,7 @@ class Mailbox:
         self, name: str, body: Any, *, block: bool = False, deadline: float | None = None
     ) -> Message:
         """Validate and store a message; refuses (storing nothing) when it cannot be taken."""
-        codec = self._codecs.get(name)
+        codec = self._plan.codecs.get(name)
         if codec is None:
             declared = ", ".join(sorted(self._definition.queues)) or "none"
             raise self._reject(
@@ -165,7 +165,7 @@ class Mailbox:
             raise self._reject(
                 name, ValidationError(f"body for queue {name!r} cannot be stored as JSON: {error}")
             ) from None
-        max_size, max_bytes = self._limits[name]
+        max_size, max_bytes = self._plan.limits[name]
         if len(data) > max_bytes:
             raise self._reject(
                 name,
@@ -184,7 +184,7 @@ class Mailbox:
 
         def stored(record: MessageRecord) -> Message:
             message = Message(self, record, value)
-            self._pending[name].append(message)
+            self._queue(name).append(message)
             if self.closed:
                 self.received_while_closed = True
             else:
@@ -211,15 +211,16 @@ class Mailbox:
     # --- consuming -----------------------------------------------------------------------------
 
     def check_names(self, names: str | Iterable[str] | None) -> frozenset[str]:
-        cached = self._name_sets.get(names) if isinstance(names, str | None) else None
+        name_sets = self._plan.name_sets
+        cached = name_sets.get(names) if isinstance(names, str | None) else None
         if cached is not None:
             return cached
         chosen = frozenset([names] if isinstance(names, str) else names)
-        unknown = chosen - self._pending.keys()
+        unknown = chosen - self._plan.limits.keys()
         if unknown:
             raise UnknownQueue(f"actor {self._ref.name!r} has no queue {sorted(unknown)[0]!r}")
         if isinstance(names, str):
-            self._name_sets[names] = chosen
+            name_sets[names] = chosen
         return chosen
 
     def take(self, names: frozenset[str], count: int) -> list[Message]:
@@ -228,7 +229,7 @@ class Mailbox:
         while len(taken) < count:
             oldest: deque[Message] | None = None
             for name in names:
-                candidates = self._pending[name]
+                candidates = self._pending.get(name)
                 if candidates and (oldest is None or candidates[0]._record.seq < oldest[0]._record.seq):
                     oldest = candidates
             if oldest is None:
@@ -269,7 +270,7 @@ class Mailbox:
                 self._consumers.remove(entry)
             if not arrived and waiter.done() and not waiter.cancelled():
                 for name in names:  # woken, but leaving (cancelled): hand the message on
-                    if self._pending[name]:
+                    if self._pending.get(name):
                         self._wake_consumer(name)
 
     @property
@@ -286,7 +287,7 @@ class Mailbox:
             raise MessageReleased(
                 f"message {message.id} is no longer held by this consumer; it was released for redelivery"
             )
-        codec = self._codecs[message.name]
+        codec = self._plan.codecs[message.name]
         if codec.validate_response is None or codec.dump_response is None:
             if response is not None:
                 raise ValidationError(
@@ -350,7 +351,7 @@ class Mailbox:
         It goes back as a new Message: whoever still holds the old one (a task the crashed
         run loop started) gets MessageReleased from complete(), not a false success."""
         record = replace(message._record, status="pending")
-        self._pending[message.name].appendleft(Message(self, record, message.body))
+        self._queue(message.name).appendleft(Message(self, record, message.body))
         self._emit_redelivered(record)
         self._wake_consumer(message.name)
 
@@ -368,7 +369,7 @@ class Mailbox:
     def adopt(self, record: MessageRecord) -> None:
         """Take in a message the store moved back to pending (a replayed dead letter)."""
         body = self._definition.queues[record.queue].body.validate_json(record.body)
-        self._pending[record.queue].append(Message(self, record, body))
+        self._queue(record.queue).append(Message(self, record, body))
         self._held[record.queue] += 1
         if self.closed:
             self.received_while_closed = True
@@ -434,9 +435,17 @@ class Mailbox:
         self._held[name] -= 1
         self._pass_room(name)
 
+    def _queue(self, name: str) -> deque[Message]:
+        queue = self._pending.get(name)
+        if queue is None:
+            queue = self._pending[name] = deque()
+        return queue
+
     def _pass_room(self, name: str) -> None:
         """Wake the first blocked sender still waiting; one that gave up cannot take the room."""
-        waiters = self._room[name]
+        waiters = self._room.get(name)
+        if not waiters:
+            return
         while waiters:
             waiter = waiters.pop(0)
             if not waiter.done():
@@ -447,7 +456,7 @@ class Mailbox:
         if self.closed:
             raise MailboxClosed
         waiter = asyncio.get_running_loop().create_future()
-        self._room[name].append(waiter)
+        self._room.setdefault(name, []).append(waiter)
         arrived = False
         try:
             arrived = await _until(waiter, deadline)
@@ -611,6 +620,16 @@ class QueueConsumer:
         for message in held:
             if not message.completable and not message.settled:
                 await self._mailbox.acknowledge(message)
+
+
+class QueuePlan:
+    """What a mailbox needs from its actor type's queue declarations, worked out once per type
+    and shared by every instance: 10,000 awake actors need not hold 10,000 copies."""
+
+    def __init__(self, definition: ActorDefinition) -> None:
+        self.codecs = {name: _Codec.of(spec) for name, spec in definition.queues.items()}
+        self.limits = {name: definition.queue_limits(name) for name in definition.queues}
+        self.name_sets: dict[str | None, frozenset[str]] = {None: frozenset(definition.queues)}
 
 
 class _Codec(NamedTuple):

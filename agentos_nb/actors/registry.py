@@ -22,7 +22,7 @@ from pydantic_core import to_json
 from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.actors.handles import Client, DeadLetter, SendResult
 from agentos_nb.actors.instance import ActorInstance
-from agentos_nb.actors.queues import MailboxClosed, Outcome
+from agentos_nb.actors.queues import MailboxClosed, Outcome, QueuePlan
 from agentos_nb.actors.scheduling import Scheduler
 from agentos_nb.errors import (
     ActorAlreadyExists,
@@ -58,6 +58,7 @@ class Registry:
         self.phase: Phase = "new"
         self._client = Client(self)
         self._instances: dict[str, ActorInstance] = {}
+        self._queue_plans: dict[str, QueuePlan] = {}
         self._wakes: dict[str, asyncio.Task[ActorInstance]] = {}
         self._ids: dict[tuple[str, tuple[str, ...]], str] = {}
         self._waiters: dict[int, list[asyncio.Future[SendResult]]] = {}
@@ -159,6 +160,13 @@ class Registry:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+    def queue_plan(self, name: str) -> QueuePlan:
+        """The queue set-up shared by every instance of actor type `name`, made on first use."""
+        plan = self._queue_plans.get(name)
+        if plan is None:
+            plan = self._queue_plans[name] = QueuePlan(self.definitions[name])
+        return plan
 
     def client(self) -> Client:
         """The in-process client: `registry.client().writer.get_or_create(["my-project"])`."""
@@ -378,10 +386,11 @@ class Registry:
         timeout: float | None,
         block: bool,
     ) -> SendResult:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
         while True:
-            instance = await self.awake(actor_id)
+            instance = self._instances.get(actor_id)
+            if instance is None or instance.phase != "awake":
+                instance = await self.awake(actor_id)
             try:
                 message = await instance.send(queue, body, block=block, deadline=deadline)
                 break
