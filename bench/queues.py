@@ -2,9 +2,9 @@
 
 Run it with the project's interpreter, from the repository root:
 
-    /work/venv/bin/python bench/queues.py            # full run, well under a minute on 2 cores
-    /work/venv/bin/python bench/queues.py --quick    # smoke run with small sizes
-    /work/venv/bin/python bench/queues.py --profile  # also cProfile the agentos_nb runs of (a), (b)
+    .venv/bin/python bench/queues.py            # full run, well under a minute on 2 cores
+    .venv/bin/python bench/queues.py --quick    # smoke run with small sizes
+    .venv/bin/python bench/queues.py --profile  # also cProfile the agentos_nb runs of (a), (b)
 
 Figures (see bench/README.md for what each one means and why the baselines are what they are):
 
