@@ -32,6 +32,15 @@ async def wait_until(
             await anyio.sleep(interval)
 
 
+async def next_event(subscription, type_: str, *, timeout: float = 5.0):
+    """The next event of `type_` on the subscription, skipping others; fails after `timeout`."""
+    with anyio.fail_after(timeout):
+        async for event in subscription:
+            if event.type == type_:
+                return event
+    raise AssertionError(f"subscription closed before a {type_} event")
+
+
 @pytest.fixture
 async def start_registry():
     """A factory: `registry = await start_registry(name=actor(...), ...)`, stopped after the test."""

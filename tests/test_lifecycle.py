@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import anyio
 import pytest
-from conftest import wait_until
+from conftest import next_event, wait_until
 from pydantic import BaseModel
 
 import agentos_nb.actors.registry as registry_module
@@ -41,15 +41,6 @@ async def start():
     yield _start
     for registry in started:
         await registry.stop(grace=0)
-
-
-async def next_event(subscription, type_: str, *, timeout: float = 5.0):
-    """The next event of `type_` on the subscription, skipping others; fails after `timeout`."""
-    with anyio.fail_after(timeout):
-        async for event in subscription:
-            if event.type == type_:
-                return event
-    raise AssertionError(f"subscription closed before a {type_} event")
 
 
 # --- hooks -------------------------------------------------------------------------------------

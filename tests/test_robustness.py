@@ -9,7 +9,7 @@ import uuid
 
 import anyio
 import pytest
-from conftest import YieldingStore, wait_until
+from conftest import YieldingStore, next_event, wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, queue, setup
@@ -22,14 +22,6 @@ async def let_run(turns: int = 50) -> None:
     """Give every ready task a chance to run; the memory store never suspends, so this settles."""
     for _ in range(turns):
         await asyncio.sleep(0)
-
-
-async def next_event(subscription, type_: str, *, timeout: float = 5.0):
-    with anyio.fail_after(timeout):
-        async for event in subscription:
-            if event.type == type_:
-                return event
-    raise AssertionError(f"subscription closed before a {type_} event")
 
 
 def forever() -> asyncio.Future[None]:
