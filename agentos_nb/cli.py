@@ -15,6 +15,8 @@ from rich.markup import escape
 from agentos_nb import ActorContext, Registry, actor, errors, queue, setup
 from agentos_nb.events import Event
 
+VM_KEYS = ("task-agent", "reviewer", "issue-worker")  # one stand-in VM per seed example
+
 
 class Task(BaseModel):
     prompt: str
@@ -47,6 +49,9 @@ def demo_registry(work_seconds: float = 0.3) -> Registry:
 
     async def close_session(c: ActorContext, session_id: str) -> None:
         return None
+
+    def prompts_handled(c: ActorContext) -> int:
+        return c.state["prompts"]
 
     async def run_tasks(c: ActorContext) -> None:
         agent = c.actors.vm.get_or_create(["task-agent"])
@@ -82,6 +87,7 @@ def demo_registry(work_seconds: float = 0.3) -> Registry:
                     "create_session": create_session,
                     "send_prompt": send_prompt,
                     "close_session": close_session,
+                    "prompts_handled": prompts_handled,
                 },
             ),
             "task_runner": actor(queues={"tasks": queue(Task)}, run=run_tasks, options={"max_queue_size": 3}),
@@ -131,6 +137,8 @@ async def run_demo(console: Console, work_seconds: float = 0.3) -> None:
         )
         await printer
         events.close()
+        prompts = sum([await client.vm.get(key).prompts_handled() for key in VM_KEYS])
+        console.rule(f"[green]Done: {replies_expected} replies, {prompts} prompts to the stand-in VMs")
 
 
 async def _print_events(console: Console, events: Any, replies_expected: int) -> None:

@@ -40,3 +40,4 @@ def test_demo_command_runs_the_three_seed_examples() -> None:
     assert "done: Review /home/user/src/auth.ts" in out
     assert "Investigate and fix: Login redirect broken" in out
     assert "done: one too many" in out
+    assert "Done: 5 replies, 6 prompts to the stand-in VMs" in out
