@@ -6,16 +6,16 @@ import argparse
 import asyncio
 import itertools
 from collections.abc import Sequence
-from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 
 from agentos_nb import ActorContext, Registry, actor, errors, queue, setup
-from agentos_nb.events import Event
+from agentos_nb.events import Event, Subscription
 
-VM_KEYS = ("task-agent", "reviewer", "issue-worker")  # one stand-in VM per seed example
+TASK_AGENT, REVIEW_AGENT, ISSUE_AGENT = "task-agent", "reviewer", "issue-worker"  # stand-in VMs
+TASKS = ["Review PR #123", "Fix the flaky test in auth.test.ts", "Update the README"]
 
 
 class Task(BaseModel):
@@ -54,7 +54,7 @@ def demo_registry(work_seconds: float = 0.3) -> Registry:
         return c.state["prompts"]
 
     async def run_tasks(c: ActorContext) -> None:
-        agent = c.actors.vm.get_or_create(["task-agent"])
+        agent = c.actors.vm.get_or_create([TASK_AGENT])
         async for message in c.queue.iter():
             session = await agent.create_session("pi")
             reply = await agent.send_prompt(session, message.body.prompt)
@@ -62,7 +62,7 @@ def demo_registry(work_seconds: float = 0.3) -> Registry:
             await agent.close_session(session)
 
     async def run_reviews(c: ActorContext) -> None:
-        agent = c.actors.vm.get_or_create(["reviewer"])
+        agent = c.actors.vm.get_or_create([REVIEW_AGENT])
         session = await agent.create_session("pi")
         async for message in c.queue.iter(completable=True):
             reply = await agent.send_prompt(session, f"Review {message.body.file}")
@@ -72,7 +72,7 @@ def demo_registry(work_seconds: float = 0.3) -> Registry:
         await c.queue.push("issues", {"title": title, "body": body})
 
     async def run_issues(c: ActorContext) -> None:
-        agent = c.actors.vm.get_or_create(["issue-worker"])
+        agent = c.actors.vm.get_or_create([ISSUE_AGENT])
         async for message in c.queue.iter():
             session = await agent.create_session("pi")
             reply = await agent.send_prompt(session, f"Investigate and fix: {message.body.title}")
@@ -106,13 +106,13 @@ async def run_demo(console: Console, work_seconds: float = 0.3) -> None:
         events = registry.bus.subscribe(
             types=["actor.created", "message.", "actor.broadcast", "actor.crashed"]
         )
-        replies_expected = 5  # four tasks and one issue
+        replies_expected = len(TASKS) + 2  # the tasks, the one sent after backpressure, the issue
         printer = asyncio.create_task(_print_events(console, events, replies_expected))
         client = registry.client()
 
         console.rule("Serial tasks: one message at a time")
         tasks = client.task_runner.get_or_create(["main"])
-        for prompt in ["Review PR #123", "Fix the flaky test in auth.test.ts", "Update the README"]:
+        for prompt in TASKS:
             await tasks.send("tasks", {"prompt": prompt})
         try:
             await tasks.send("tasks", {"prompt": "one too many"})
@@ -137,11 +137,13 @@ async def run_demo(console: Console, work_seconds: float = 0.3) -> None:
         )
         await printer
         events.close()
-        prompts = sum([await client.vm.get(key).prompts_handled() for key in VM_KEYS])
+        prompts = sum(
+            [await client.vm.get(key).prompts_handled() for key in (TASK_AGENT, REVIEW_AGENT, ISSUE_AGENT)]
+        )
         console.rule(f"[green]Done: {replies_expected} replies, {prompts} prompts to the stand-in VMs")
 
 
-async def _print_events(console: Console, events: Any, replies_expected: int) -> None:
+async def _print_events(console: Console, events: Subscription, replies_expected: int) -> None:
     """Print events until the agents have replied `replies_expected` times."""
     replies = 0
     async for event in events:

@@ -56,11 +56,14 @@ class ActorDestroyed(ActorEvent):
     type: Literal["actor.destroyed"] = "actor.destroyed"
 
 
+CrashPhase = Literal["run", "on_create", "on_wake", "on_sleep", "on_destroy", "schedule", "save_state"]
+
+
 class ActorCrashed(ActorEvent):
     """User code failed outside a request: the run loop, a lifecycle hook or a schedule."""
 
     type: Literal["actor.crashed"] = "actor.crashed"
-    phase: Literal["run", "on_create", "on_wake", "on_sleep", "on_destroy", "schedule", "save_state"]
+    phase: CrashPhase
     error: str
     error_type: str
     restart_in: float | None = None

@@ -10,7 +10,7 @@ from conftest import wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, queue
-from agentos_nb.errors import ActorStopped, ValidationError
+from agentos_nb.errors import ActorStopped, QueueFull, ValidationError
 from agentos_nb.store import MemoryStore
 
 
@@ -212,3 +212,79 @@ async def test_a_completion_whose_consumer_is_cancelled_mid_write_still_answers_
     result = await registry.client().a.get_or_create("k").send("q", 20, wait=True, timeout=5)
     assert result.status == "completed"
     assert result.response == 40
+
+
+class FailingDeadLetterStore(MemoryStore):
+    """A store whose dead-letter write fails once, as a full disk would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_left = 1
+
+    async def dead_letter(self, message_id, error):
+        if self.failures_left:
+            self.failures_left -= 1
+            raise OSError("disk full")
+        return await super().dead_letter(message_id, error)
+
+
+@pytest.mark.anyio
+async def test_a_failed_dead_letter_write_keeps_the_message_and_its_place(start_registry):
+    store = FailingDeadLetterStore()
+    deliveries = []
+
+    async def run(c):
+        async for message in c.queue.iter():
+            deliveries.append(message.attempt)
+            raise RuntimeError("poison")
+
+    registry = await start_registry(
+        store=store,
+        a=actor(
+            queues={"q": queue(int)},
+            run=run,
+            options={"max_attempts": 1, "max_queue_size": 1, "restart_backoff": 0},
+        ),
+    )
+    handle = registry.client().a.get_or_create("k")
+    with registry.bus.subscribe(types=["actor.crashed"]) as crashes:
+        sent = await handle.send("q", 1)
+        await wait_until(lambda: store.failures_left == 0)
+        errors = [(await crashes.get()).error_type for _ in range(2)]
+    assert errors == ["OSError", "RuntimeError"]  # the failed give-back, then the crash: both reported
+    # The store still holds it in flight; memory agrees, so the queue is still full.
+    assert (await store.get_message(sent.message_id)).status == "leased"
+    with pytest.raises(QueueFull):
+        await handle.send("q", 2)
+    await registry.stop(grace=0)
+    # Still leased: a registry started on this store again counts it as a failed delivery.
+    assert (await store.get_message(sent.message_id)).status == "leased"
+
+
+@pytest.mark.anyio
+async def test_stopping_is_false_while_the_actor_starts_and_true_once_it_sleeps(start_registry):
+    seen = {}
+
+    async def on_create(c, input):
+        seen["on_create"] = c.stopping
+
+    async def on_wake(c):
+        seen["on_wake"] = c.stopping
+
+    async def on_sleep(c):
+        seen["on_sleep"] = c.stopping
+
+    registry = await start_registry(
+        a=actor(on_create=on_create, on_wake=on_wake, on_sleep=on_sleep, actions={"ping": lambda c: None})
+    )
+    await registry.client().a.get_or_create("k").ping()
+    await registry.stop(grace=0)
+    assert seen == {"on_create": False, "on_wake": False, "on_sleep": True}
+
+
+def test_reserved_action_names_are_exactly_the_handles_own_attributes():
+    from agentos_nb.actors.definition import RESERVED_ACTION_NAMES
+    from agentos_nb.actors.handles import ActorHandle
+
+    public = {name for name in vars(ActorHandle) if not name.startswith("_")}
+    assert public == RESERVED_ACTION_NAMES

@@ -68,7 +68,7 @@ class ActorContext:
     @property
     def stopping(self) -> bool:
         """True once the actor has begun to sleep or be destroyed: long work should wind down."""
-        return self._instance.phase != "awake"
+        return self._instance.phase in ("stopping", "stopped")
 
     def broadcast(self, name: str, *args: Any) -> None:
         """Publish an `actor.broadcast` event for every subscriber of the registry's bus."""
@@ -81,9 +81,11 @@ class ActorContext:
         return self._instance.keep_awake(awaitable)
 
     def sleep(self) -> None:
-        """Ask the actor to go to sleep once the current call has returned."""
+        """Ask the actor to go to sleep: its queues close at once, running calls get
+        `sleep_grace_period` to finish, then are cancelled. Ignored while waking."""
         self._instance.request_stop(destroy=False, asked=True)
 
     def destroy(self) -> None:
-        """Ask the actor to be destroyed, with its state, queues and schedules."""
+        """Ask the actor to be destroyed, with its state, queues and schedules, after the same
+        grace as `sleep()`. Ignored while waking."""
         self._instance.request_stop(destroy=True)

@@ -108,8 +108,11 @@ class ActorHandle:
         """Store a message on one of the actor's queues.
 
         Returns once the message is stored. With `block=True`, a full queue is waited on
-        instead of refused. With `wait=True`, returns when a consumer completes the message,
-        or with status "timed_out" after `timeout` seconds (the message stays queued).
+        instead of refused (`QueueFull` once `timeout` passes). With `wait=True`, returns when a
+        consumer completes the message, with status "dead_lettered" if it failed
+        `max_attempts` times, or with status "timed_out" after `timeout` seconds (the message
+        stays queued; `wait_for` picks it up later). If the actor is destroyed meanwhile,
+        raises `ActorDestroyed`, and the message is never sent again.
         """
         return await self._retrying(
             functools.partial(

@@ -29,6 +29,7 @@ from agentos_nb.events import (
     ActorRef,
     ActorSlept,
     ActorWoke,
+    CrashPhase,
 )
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
 
@@ -64,8 +65,6 @@ class ActorInstance:
         self._saved_state: bytes | None = record.state
         self._loop = asyncio.get_running_loop()
         self._last_active = self._loop.time()
-        self._actions_running = 0
-        self._keep_awake = 0
         self._run_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -138,7 +137,6 @@ class ActorInstance:
         call_id = next(_call_ids)
         started = time.monotonic()
         self._emit(ActionStarted, action=name, call_id=call_id)
-        self._actions_running += 1
         task = self._loop.create_task(self._run_action(action, args, kwargs))
         self._tasks.add(task)
         error: BaseException | None = None
@@ -167,9 +165,7 @@ class ActorInstance:
             raise
         finally:
             self._tasks.discard(task)
-            self._actions_running -= 1
             self._touch()
-            self.state_touched()
             self._emit(
                 ActionFinished,
                 action=name,
@@ -198,11 +194,9 @@ class ActorInstance:
                 awaitable.close()
             raise ActorStopped(f"actor {self.ref.name!r} is stopping; keep_awake() cannot hold it awake")
         future = asyncio.ensure_future(awaitable)
-        self._keep_awake += 1
         self._tasks.add(future)
 
         def done(_: asyncio.Future[T]) -> None:
-            self._keep_awake -= 1
             self._tasks.discard(future)
             self._touch()
 
@@ -227,7 +221,7 @@ class ActorInstance:
         try:
             await self.save_state()
         except Exception as error:
-            self._emit_crash("save_state", error)
+            self.registry.report_crash(self.ref, "save_state", error)
 
     async def save_state(self) -> None:
         """Write the state if it changed since the last save."""
@@ -254,7 +248,10 @@ class ActorInstance:
                 await self.consumer.abandon(error=None)
                 raise
             except Exception as error:
-                await self.consumer.abandon(error=f"run loop crashed: {type(error).__name__}: {error}")
+                try:
+                    await self.consumer.abandon(error=f"run loop crashed: {type(error).__name__}: {error}")
+                except Exception as store_error:  # the messages stay leased; a restart counts them
+                    self.registry.report_crash(self.ref, "run", store_error)
                 if self.mailbox.completed_total > progress_before:
                     backoff = options.restart_backoff
                 restarts = self.phase == "awake"
@@ -278,9 +275,8 @@ class ActorInstance:
     def is_idle(self) -> bool:
         run = self._run_task
         return (
-            self._actions_running == 0
+            not self._tasks  # actions and keep_awake work
             and self._writes == 0
-            and self._keep_awake == 0
             and not self.mailbox.in_flight
             and (run is None or run.done() or self.mailbox.consumer_waiting)
         )
@@ -349,24 +345,21 @@ class ActorInstance:
     def spawn(self, awaitable: Awaitable[T]) -> asyncio.Task[T]:
         return self.registry.spawn(awaitable)
 
-    async def _hook(self, phase: Any, hook: Callable[..., Any] | None, *args: Any) -> None:
+    async def _hook(self, phase: CrashPhase, hook: Callable[..., Any] | None, *args: Any) -> None:
         if hook is None:
             return
         try:
             await _call(hook, self.context, *args)
         except Exception as error:
-            self._emit_crash(phase, error)
+            self.registry.report_crash(self.ref, phase, error)
             raise
 
-    async def _hook_reporting(self, phase: Any, hook: Callable[..., Any] | None) -> None:
+    async def _hook_reporting(self, phase: CrashPhase, hook: Callable[..., Any] | None) -> None:
         """Run a shutdown hook; a failure is an event, never a reason to keep running."""
         try:
             await self._hook(phase, hook)
         except Exception:
             return
-
-    def _emit_crash(self, phase: Any, error: BaseException) -> None:
-        self._emit(ActorCrashed, phase=phase, error=str(error), error_type=type(error).__name__)
 
     def _emit(self, kind: type[ActorEvent], **fields: Any) -> None:
         """Publish an event about this actor; nothing is built when nobody listens."""

@@ -22,6 +22,7 @@ import pydantic_core
 
 from agentos_nb.actors.definition import ActorDefinition, QueueSpec
 from agentos_nb.errors import (
+    AgentOSError,
     AlreadyCompleted,
     MessageReleased,
     MessageTooLarge,
@@ -155,16 +156,9 @@ class Mailbox:
                 UnknownQueue(f"actor {self._ref.name!r} has no queue {name!r} (declared: {declared})"),
             )
         try:
-            value = codec.validate_body(body)
-            data = codec.dump_body(value)
-        except pydantic.ValidationError as error:
-            raise self._reject(
-                name, ValidationError.from_pydantic(f"body for queue {name!r}", error)
-            ) from None
-        except pydantic_core.PydanticSerializationError as error:
-            raise self._reject(
-                name, ValidationError(f"body for queue {name!r} cannot be stored as JSON: {error}")
-            ) from None
+            value, data = _encode(codec.validate_body, codec.dump_body, body, f"body for queue {name!r}")
+        except ValidationError as error:
+            raise self._reject(name, error) from None
         max_size, max_bytes = self._plan.limits[name]
         if len(data) > max_bytes:
             raise self._reject(
@@ -200,10 +194,6 @@ class Mailbox:
 
         write = self._store.enqueue(self._ref.actor_id, name, data, time.time())
         return await self._commit(write, stored, not_stored)
-
-    def depth(self, name: str) -> int:
-        """Messages held by the queue: pending and in flight."""
-        return self._held[name]
 
     def pending_count(self) -> int:
         return sum(len(q) for q in self._pending.values())
@@ -295,15 +285,9 @@ class Mailbox:
                 )
             await self.acknowledge(message)
             return
-        try:
-            value = codec.validate_response(response)
-            data = codec.dump_response(value)
-        except pydantic.ValidationError as error:
-            raise ValidationError.from_pydantic(f"response for queue {message.name!r}", error) from None
-        except pydantic_core.PydanticSerializationError as error:
-            raise ValidationError(
-                f"response for queue {message.name!r} cannot be stored as JSON: {error}"
-            ) from None
+        value, data = _encode(
+            codec.validate_response, codec.dump_response, response, f"response for queue {message.name!r}"
+        )
         await self.acknowledge(message, value, data)
 
     async def acknowledge(
@@ -340,8 +324,7 @@ class Mailbox:
             record = message._record
             if error is not None and record.attempt >= max_attempts:
                 message.settled = True
-                await self._bury(record, f"{error} (after {record.attempt} attempts)")
-                self._free(message.name)
+                await self._bury(record, f"{error} (after {record.attempt} attempts)", held=message)
                 continue
             await self._commit(self._store.release(message.id), functools.partial(self._requeue, message))
 
@@ -381,8 +364,12 @@ class Mailbox:
 
     # --- internals -----------------------------------------------------------------------------
 
-    async def _bury(self, record: MessageRecord, error: str) -> None:
+    async def _bury(self, record: MessageRecord, error: str, *, held: Message | None = None) -> None:
+        """Dead-letter a message; `held`: it was in flight, and its place frees once stored."""
+
         def stored(_: None) -> None:
+            if held is not None:
+                self._free(held.name)
             self._on_settled(record.message_id, "dead_lettered", None, error)
             if self._bus.active:
                 self._bus.publish(
@@ -395,7 +382,12 @@ class Mailbox:
                     )
                 )
 
-        await self._commit(self._store.dead_letter(record.message_id, error), stored)
+        def not_stored() -> None:
+            if held is not None:  # still in flight, as the store says: a later stop releases it
+                held.settled = False
+                self.in_flight[held.id] = held
+
+        await self._commit(self._store.dead_letter(record.message_id, error), stored, not_stored)
 
     async def _commit(
         self,
@@ -444,8 +436,6 @@ class Mailbox:
     def _pass_room(self, name: str) -> None:
         """Wake the first blocked sender still waiting; one that gave up cannot take the room."""
         waiters = self._room.get(name)
-        if not waiters:
-            return
         while waiters:
             waiter = waiters.pop(0)
             if not waiter.done():
@@ -475,12 +465,10 @@ class Mailbox:
                 waiter.set_result(None)
                 return
 
-    def _reject(self, name: str, error: Exception) -> Exception:
+    def _reject(self, name: str, error: AgentOSError) -> AgentOSError:
         if self._bus.active:
             self._bus.publish(
-                MessageRejected(
-                    actor=self._ref, queue=name, code=getattr(error, "code", ""), reason=str(error)
-                )
+                MessageRejected(actor=self._ref, queue=name, code=error.code, reason=str(error))
             )
         return error
 
@@ -650,6 +638,19 @@ class _Codec(NamedTuple):
             None if response is None else response.validator.validate_python,
             None if response is None else response.serializer.to_json,
         )
+
+
+def _encode(
+    validate: Callable[[Any], Any], dump: Callable[[Any], bytes], raw: Any, subject: str
+) -> tuple[Any, bytes]:
+    """Validate a body or response and serialise it for the store, as one ValidationError."""
+    try:
+        value = validate(raw)
+        return value, dump(value)
+    except pydantic.ValidationError as error:
+        raise ValidationError.from_pydantic(subject, error) from None
+    except pydantic_core.PydanticSerializationError as error:
+        raise ValidationError(f"{subject} cannot be stored as JSON: {error}") from None
 
 
 def _land_late(

@@ -2,8 +2,8 @@
 
 A registry runs on the event loop it was started on. In a notebook that is the kernel's loop,
 so `registry.start()` returns at once and actors work in the background between cells.
-Starting a registry stops any running registry of the same name first, so re-running a
-setup cell never leaves two runtimes working.
+Starting a registry stops any running registry of the same name on the same loop first, so
+re-running a setup cell never leaves two runtimes working (one left on a closed loop is dropped).
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from agentos_nb.errors import (
     ActorAlreadyExists,
     ActorDestroyed,
     ActorNotFound,
+    AgentOSError,
     InvalidDefinition,
     MessageNotFound,
     RegistryNotRunning,
     UnknownQueue,
     ValidationError,
 )
-from agentos_nb.events import ActorCrashed, ActorCreated, ActorRef, EventBus, MessageReplayed
+from agentos_nb.events import ActorCrashed, ActorCreated, ActorRef, CrashPhase, EventBus, MessageReplayed
 from agentos_nb.events import ActorDestroyed as ActorDestroyedEvent
 from agentos_nb.store import Store, open_store
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
@@ -317,14 +318,19 @@ class Registry:
             failure = ValidationError.from_pydantic(
                 f"stored state of actor {record.name!r} with key {list(record.key)!r}", error
             )
-            self._report_crash(_ref(record), "on_wake", failure)
+            self.report_crash(_ref(record), "on_wake", failure)
             raise failure from None
 
     async def _wake_in_background(self, actor_id: str) -> None:
         try:
             await self.awake(actor_id)
-        except Exception:  # reported as an actor.crashed event by the failing hook, or _instance_of
+        except (ActorNotFound, RegistryNotRunning):  # destroyed meanwhile, or stopping
             return
+        except AgentOSError:  # a failing hook or stored state, already an actor.crashed event
+            return
+        except Exception as error:  # the store failed: no actor to attach an event to
+            message = f"agentos_nb could not wake actor {actor_id!r}"
+            asyncio.get_running_loop().call_exception_handler({"message": message, "exception": error})
 
     async def retire(
         self,
@@ -357,7 +363,7 @@ class Registry:
             try:
                 await instance.finish_sleep()
             except Exception as error:  # the state could not be saved; the actor sleeps anyway
-                self._report_crash(instance.ref, "save_state", error)
+                self.report_crash(instance.ref, "save_state", error)
             return
         actor_id = instance.ref.actor_id
         await instance.finish_destroy()
@@ -368,7 +374,8 @@ class Registry:
         self.scheduler.forget_actor(actor_id)
         self._ids.pop((instance.ref.name, instance.ref.key), None)
 
-    def _report_crash(self, ref: ActorRef, phase: Any, error: Exception) -> None:
+    def report_crash(self, ref: ActorRef, phase: CrashPhase, error: BaseException) -> None:
+        """Failures nobody awaits become `actor.crashed` events: never silent, never raised."""
         if self.bus.active:
             self.bus.publish(
                 ActorCrashed(actor=ref, phase=phase, error=str(error), error_type=type(error).__name__)

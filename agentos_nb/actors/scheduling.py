@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from agentos_nb.errors import ActorNotFound, RegistryNotRunning, UnknownAction, ValidationError
-from agentos_nb.events import ActorCrashed, ActorRef, ScheduleFired
+from agentos_nb.events import ActorRef, ScheduleFired
 from agentos_nb.store.protocol import ScheduleRecord
 
 if TYPE_CHECKING:
@@ -156,18 +156,11 @@ class Scheduler:
                 record.actor_id, record.action, json.loads(record.args), json.loads(record.kwargs)
             )
         except Exception as error:
-            _report(registry, instance.ref, error)
+            registry.report_crash(instance.ref, "schedule", error)
         return instance.ref
 
     async def _forget(self, ref: ActorRef, schedule_id: str) -> None:
         try:
             await self._registry.store.delete_schedule(schedule_id)
         except Exception as error:  # it stays stored, and fires again on the next start
-            _report(self._registry, ref, error)
-
-
-def _report(registry: Registry, ref: ActorRef, error: Exception) -> None:
-    if registry.bus.active:
-        registry.bus.publish(
-            ActorCrashed(actor=ref, phase="schedule", error=str(error), error_type=type(error).__name__)
-        )
+            self._registry.report_crash(ref, "schedule", error)
