@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import datetime, timedelta
 
 import anyio
@@ -29,18 +28,9 @@ FAST_SLEEP = {"sleep_timeout": 0.05, "state_save_interval": 0}
 
 
 @pytest.fixture
-async def start():
-    """Start a registry under a unique name; stop it (and everything it runs) after the test."""
-    started = []
-
-    async def _start(**use):
-        registry = setup(use=use, name=f"test-{uuid.uuid4().hex[:8]}")
-        started.append(registry)
-        return await registry.start().ready()
-
-    yield _start
-    for registry in started:
-        await registry.stop(grace=0)
+def start(start_registry):
+    """conftest's `start_registry`, under this module's shorter name."""
+    return start_registry
 
 
 # --- hooks -------------------------------------------------------------------------------------
@@ -123,15 +113,15 @@ async def test_dict_state_is_saved_on_sleep_and_restored_on_wake(start):
     def put(c, key, value):
         c.state["items"][key] = value
 
-    store = actor(state={"items": {}}, actions={"put": put, "get": lambda c: c.state}, options=FAST_SLEEP)
-    registry = await start(store=store)
-    handle = registry.client().store.get_or_create("k")
+    shelf = actor(state={"items": {}}, actions={"put": put, "get": lambda c: c.state}, options=FAST_SLEEP)
+    registry = await start(shelf=shelf)
+    handle = registry.client().shelf.get_or_create("k")
     with registry.bus.subscribe(types=["actor.slept"]) as slept:
         await handle.put("x", [1, 2])
         await next_event(slept, "actor.slept")
     assert await handle.get() == {"items": {"x": [1, 2]}}
     # The definition's default was copied, not shared, so a second actor starts empty.
-    assert await registry.client().store.get_or_create("other").get() == {"items": {}}
+    assert await registry.client().shelf.get_or_create("other").get() == {"items": {}}
 
 
 @pytest.mark.anyio

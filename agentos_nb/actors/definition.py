@@ -6,7 +6,7 @@ import copy
 import keyword
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -85,12 +85,12 @@ class ActorDefinition:
     state_adapter: TypeAdapter[Any] = field(repr=False)
 
     def initial_state(self) -> Any:
-        state = self.state
-        if isinstance(state, type) and issubclass(state, BaseModel):
-            return state()
-        if isinstance(state, BaseModel):
-            return state.model_copy(deep=True)
-        return copy.deepcopy(state)
+        kind = _state_kind(self.state)
+        if kind == "model_class":
+            return self.state()
+        if kind == "model":
+            return self.state.model_copy(deep=True)
+        return copy.deepcopy(self.state)
 
     def initial_vars(self, context: Any) -> Any:
         if callable(self.vars):
@@ -123,7 +123,7 @@ def actor(
     `state` is saved to the store; `vars` (a value copied on each wake, or a callable taking
     the context) is not. Hooks and actions take the context `c` first.
     """
-    _check_state(state)
+    _state_kind(state)  # refuses anything else at definition time
     actions = dict(actions or {})
     for name, fn in actions.items():
         if not name.isidentifier() or keyword.iskeyword(name):
@@ -161,11 +161,14 @@ def actor(
     )
 
 
-def _check_state(state: Any) -> None:
-    if state is None or isinstance(state, BaseModel | dict):
-        return
+def _state_kind(state: Any) -> Literal["model_class", "model", "plain"]:
+    """What `state` was given as; anything but a model class, a model or a dict (or None) is refused."""
     if isinstance(state, type) and issubclass(state, BaseModel):
-        return
+        return "model_class"
+    if isinstance(state, BaseModel):
+        return "model"
+    if state is None or isinstance(state, dict):
+        return "plain"
     raise InvalidDefinition(
         f"state must be a pydantic model class or instance, or a dict, not {type(state).__name__}"
     )
@@ -173,9 +176,10 @@ def _check_state(state: Any) -> None:
 
 def _state_adapter(state: Any) -> TypeAdapter[Any]:
     """How state is saved and loaded; built once per actor type, not on every wake."""
-    if isinstance(state, type) and issubclass(state, BaseModel):
+    kind = _state_kind(state)
+    if kind == "model_class":
         return TypeAdapter(state)
-    if isinstance(state, BaseModel):
+    if kind == "model":
         return TypeAdapter(type(state))
     return TypeAdapter(Any)
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple, TypeVar
 import pydantic
 import pydantic_core
 
+from agentos_nb.actors.deadlines import deadline_after, wait_until
 from agentos_nb.actors.definition import ActorDefinition, QueueSpec
 from agentos_nb.errors import (
     AgentOSError,
@@ -519,7 +520,7 @@ class QueueConsumer:
         or when the actor is going to sleep."""
         if count < 1:
             raise ValueError(f"next_batch needs a count of at least 1, not {count}")
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        deadline = deadline_after(timeout)
         return await self._receive(count, names, deadline, completable, wait=True)
 
     async def try_next(
@@ -666,15 +667,8 @@ def _land_late(
 
 async def _until(waiter: asyncio.Future[None], deadline: float | None) -> bool:
     """Await `waiter` until `deadline` (loop time); False if the deadline came first."""
-    if deadline is None:
-        await waiter
-        return True
-    remaining = deadline - asyncio.get_running_loop().time()
-    if remaining <= 0:
-        return False
     try:
-        async with asyncio.timeout(remaining):
-            await waiter
+        await wait_until(waiter, deadline)
     except TimeoutError:
         return False
     return True

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 import pydantic
 from pydantic_core import to_json
 
+from agentos_nb.actors.deadlines import deadline_after, wait_until
 from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.actors.handles import Client, DeadLetter, SendResult
 from agentos_nb.actors.instance import ActorInstance
@@ -393,7 +394,7 @@ class Registry:
         timeout: float | None,
         block: bool,
     ) -> SendResult:
-        deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
+        deadline = deadline_after(timeout)
         while True:
             instance = self._instances.get(actor_id)
             if instance is None or instance.phase != "awake":
@@ -417,8 +418,7 @@ class Registry:
                 continue
 
     async def wait_for(self, actor_id: str, message_id: int, *, timeout: float | None) -> SendResult:
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        deadline = deadline_after(timeout)
         await self._ensure_running()
         waiter = self._watch(message_id)
         try:
@@ -508,11 +508,7 @@ class Registry:
     ) -> SendResult:
         waiter = waiter or self._watch(message_id)
         try:
-            if deadline is None:
-                return await waiter
-            remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-            async with asyncio.timeout(remaining):
-                return await waiter
+            return await wait_until(waiter, deadline)
         except TimeoutError:
             return SendResult(status="timed_out", message_id=message_id)
         finally:
