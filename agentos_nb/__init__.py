@@ -11,6 +11,10 @@ from agentos_nb.actors.queues import Message
 from agentos_nb.actors.registry import Registry, setup
 from agentos_nb.events import Event, EventBus, Subscription
 from agentos_nb.store import MemoryStore, Store
+from agentos_nb.vm.agent_os import agent_os
+from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
+from agentos_nb.vm.shell import ShellLimits
+from agentos_nb.vm.toolkits import HostTool, ToolContext, Toolkit, host_tool, toolkit
 
 __all__ = [
     "ActorContext",
@@ -19,17 +23,29 @@ __all__ = [
     "ActorOptions",
     "Client",
     "DeadLetter",
+    "DirEntry",
     "Event",
     "EventBus",
+    "ExecResult",
+    "FileRead",
+    "FileStat",
+    "FileWrite",
+    "HostTool",
     "MemoryStore",
     "Message",
     "QueueSpec",
     "Registry",
     "SendResult",
+    "ShellLimits",
     "Store",
     "Subscription",
+    "ToolContext",
+    "Toolkit",
     "actor",
+    "agent_os",
     "errors",
+    "host_tool",
     "queue",
     "setup",
+    "toolkit",
 ]

@@ -136,3 +136,10 @@ class InvalidDefinition(AgentOSError):
     """An actor, queue or registry definition that cannot work, caught when it is made."""
 
     code = "definition.invalid"
+
+
+class ToolError(AgentOSError):
+    """Raised by a host tool's `execute` to fail with a plain message: the calling agent sees
+    `{"ok": false, "error": "EXECUTION_ERROR", "message": ...}` without a Python type name."""
+
+    code = "tool.error"

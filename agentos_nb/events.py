@@ -146,6 +146,40 @@ class ScheduleFired(ActorEvent):
     action: str
 
 
+class ShellCommandRun(ActorEvent):
+    """A VM ran an `exec` command (a session's own shell reports through its updates)."""
+
+    type: Literal["shell.command"] = "shell.command"
+    command: str
+    cwd: str
+    exit_code: int
+    duration: float
+    timed_out: bool = False
+
+
+class ToolCallStarted(ActorEvent):
+    """A VM (`actor`, the caller) called a host tool."""
+
+    type: Literal["tool.call_started"] = "tool.call_started"
+    call_id: int
+    toolkit: str
+    tool: str
+    input: dict[str, Any]
+
+
+class ToolCallFinished(ActorEvent):
+    type: Literal["tool.call_finished"] = "tool.call_finished"
+    call_id: int
+    toolkit: str
+    tool: str
+    input: dict[str, Any]
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    message: str | None = None
+    duration: float
+
+
 class EventsDropped(Event):
     """Told to a subscriber, in place, when its buffer overflowed and lost `count` events."""
 

@@ -92,3 +92,13 @@ def _suspending(name: str, method: Callable[..., Awaitable[object]]) -> Callable
 for _name, _method in list(vars(MemoryStore).items()):
     if inspect.iscoroutinefunction(_method):
         setattr(YieldingStore, _name, _suspending(_name, _method))
+
+
+@pytest.fixture
+async def vm(start_registry):
+    """One awake VM with the `common` package: `await vm.exec("ls")`, `await vm.write_file(...)`."""
+    from agentos_nb import agent_os
+    from agentos_nb.software import common
+
+    registry = await start_registry(vm=agent_os(software=[common]))
+    return registry.client().vm.get_or_create(["test"])

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentos_nb.events import ActorBroadcast
+from agentos_nb.events import ActorBroadcast, ActorRef, EventBus
 
 if TYPE_CHECKING:
     from agentos_nb.actors.handles import Client
@@ -32,6 +32,23 @@ class ActorContext:
     @property
     def actor_id(self) -> str:
         return self._instance.ref.actor_id
+
+    @property
+    def ref(self) -> ActorRef:
+        """This actor as events name it."""
+        return self._instance.ref
+
+    @property
+    def events(self) -> EventBus:
+        """The registry's event bus; check `events.active` before building an event."""
+        return self._instance.registry.bus
+
+    async def save_blob(self, name: str, data: bytes) -> None:
+        """Keep bytes too large or too opaque for `state` (a VM's filesystem) in the store."""
+        await self._instance.registry.store.save_blob(self.actor_id, name, data)
+
+    async def load_blob(self, name: str) -> bytes | None:
+        return await self._instance.registry.store.load_blob(self.actor_id, name)
 
     @property
     def state(self) -> Any:

@@ -26,6 +26,7 @@ class MemoryStore:
         self._completed: OrderedDict[int, MessageRecord] = OrderedDict()
         self._dead: dict[int, MessageRecord] = {}
         self._schedules: dict[str, ScheduleRecord] = {}
+        self._blobs: dict[tuple[str, str], bytes] = {}
         self._counter = itertools.count(1)
 
     async def open(self) -> None:
@@ -69,6 +70,15 @@ class MemoryStore:
                 del table[message_id]
         for schedule_id in [s for s, r in self._schedules.items() if r.actor_id == actor_id]:
             del self._schedules[schedule_id]
+        for blob in [b for b in self._blobs if b[0] == actor_id]:
+            del self._blobs[blob]
+
+    async def save_blob(self, actor_id: str, name: str, data: bytes) -> None:
+        if actor_id in self._actors:
+            self._blobs[(actor_id, name)] = data
+
+    async def load_blob(self, actor_id: str, name: str) -> bytes | None:
+        return self._blobs.get((actor_id, name))
 
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
         number = next(self._counter)

@@ -81,7 +81,13 @@ class Store(Protocol):
     async def save_state(self, actor_id: str, state: bytes) -> None: ...
 
     async def delete_actor(self, actor_id: str) -> None:
-        """Deletes the actor with its messages and schedules."""
+        """Deletes the actor with its messages, schedules and blobs."""
+
+    async def save_blob(self, actor_id: str, name: str, data: bytes) -> None:
+        """Keeps named bytes beside an actor's state (a VM's filesystem), replacing any before.
+        Ignored for an actor that no longer exists."""
+
+    async def load_blob(self, actor_id: str, name: str) -> bytes | None: ...
 
     # queues
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:

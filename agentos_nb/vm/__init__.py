@@ -1,0 +1,1 @@
+"""Agent VMs: the VM actor, its sandboxed shell, host toolkits and software packages."""

@@ -1,0 +1,152 @@
+"""`agent_os(...)`: the VM actor type, and the actions its handles offer.
+
+A VM is an ordinary actor: its shell and files are built in `on_wake` (in `c.vars`, since an
+interpreter cannot be saved as JSON state), its filesystem is packed into the store in
+`on_sleep` and unpacked on the next wake, and its actions interleave, so a host tool can read
+the files of the very VM whose command is waiting on that tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from agentos_nb.actors.context import ActorContext
+from agentos_nb.actors.definition import ActorDefinition, ActorOptions, actor
+from agentos_nb.errors import InvalidDefinition
+from agentos_nb.vm.files import Content
+from agentos_nb.vm.machine import AgentVm, VmSpec
+from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
+from agentos_nb.vm.shell import HOME, ShellLimits
+from agentos_nb.vm.software import SoftwarePackage, install_all
+from agentos_nb.vm.toolkits import Toolkit
+
+FILESYSTEM_BLOB = "filesystem"
+
+# A VM's calls are long (commands, agent turns): each limits itself, not the actor's default.
+_VM_OPTIONS: dict[str, Any] = {"action_timeout": 24 * 3600.0}
+
+
+def agent_os(
+    *,
+    software: Sequence[SoftwarePackage] = (),
+    toolkits: Sequence[Toolkit] = (),
+    additional_instructions: str | None = None,
+    limits: ShellLimits | Mapping[str, Any] | None = None,
+    options: ActorOptions | Mapping[str, Any] | None = None,
+) -> ActorDefinition:
+    """An agent VM type: a sandboxed bash over an in-memory filesystem, with `software`
+    installed and the host `toolkits` callable as `agentos-<name>` commands."""
+    kits = tuple(toolkits)
+    for kit in kits:
+        if not isinstance(kit, Toolkit):
+            raise InvalidDefinition(f"toolkits must be made with toolkit(...), not {kit!r}")
+    names = [kit.name for kit in kits]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidDefinition(f"toolkit names must differ; given twice: {', '.join(repeated)}")
+    spec = VmSpec(
+        setup=install_all(list(software)),
+        toolkits=kits,
+        limits=limits if isinstance(limits, ShellLimits) else ShellLimits.model_validate(limits or {}),
+        additional_instructions=additional_instructions,
+    )
+    if isinstance(options, ActorOptions):
+        options = options.model_dump(exclude_unset=True)
+    return actor(
+        vars=lambda c: AgentVm(c, spec),
+        on_wake=_boot,
+        on_sleep=_save_files,
+        actions=_ACTIONS,
+        options={**_VM_OPTIONS, **(options or {})},
+    )
+
+
+async def _boot(c: ActorContext) -> None:
+    await c.vars.boot(await c.load_blob(FILESYSTEM_BLOB))
+
+
+async def _save_files(c: ActorContext) -> None:
+    await c.save_blob(FILESYSTEM_BLOB, await c.vars.pack())
+
+
+def _vm(c: ActorContext) -> AgentVm:
+    return c.vars  # type: ignore[no-any-return]
+
+
+async def read_file(c: ActorContext, path: str, *, encoding: str | None = None) -> Content:
+    """The file's bytes, or its text when `encoding` is given."""
+    return _vm(c).files.read_file(path, encoding=encoding)
+
+
+async def write_file(c: ActorContext, path: str, content: Content, *, encoding: str = "utf-8") -> None:
+    _vm(c).files.write_file(path, content, encoding=encoding)
+
+
+async def read_files(c: ActorContext, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
+    return _vm(c).files.read_files(paths, encoding=encoding)
+
+
+async def write_files(
+    c: ActorContext, files: Mapping[str, Content] | Iterable[tuple[str, Content]], *, encoding: str = "utf-8"
+) -> list[FileWrite]:
+    return _vm(c).files.write_files(files, encoding=encoding)
+
+
+async def mkdir(c: ActorContext, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
+    _vm(c).files.mkdir(path, parents=parents, exist_ok=exist_ok)
+
+
+async def readdir(c: ActorContext, path: str = HOME) -> list[DirEntry]:
+    return _vm(c).files.readdir(path)
+
+
+async def readdir_recursive(
+    c: ActorContext, path: str = HOME, *, max_depth: int | None = None, exclude: Sequence[str] = ()
+) -> list[DirEntry]:
+    return _vm(c).files.readdir_recursive(path, max_depth=max_depth, exclude=exclude)
+
+
+async def stat(c: ActorContext, path: str) -> FileStat:
+    return _vm(c).files.stat(path)
+
+
+async def exists(c: ActorContext, path: str) -> bool:
+    return _vm(c).files.exists(path)
+
+
+async def move(c: ActorContext, source: str, target: str) -> None:
+    _vm(c).files.move(source, target)
+
+
+async def delete_file(c: ActorContext, path: str, *, recursive: bool = False) -> None:
+    _vm(c).files.delete_file(path, recursive=recursive)
+
+
+async def exec_command(
+    c: ActorContext,
+    command: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: str | bytes | None = None,
+    timeout: float | None = None,
+) -> ExecResult:
+    """Run `command` as `bash -c` in a new process would: fresh shell state, the VM's files."""
+    return await _vm(c).exec(command, env=env, cwd=cwd, stdin=stdin, timeout=timeout)
+
+
+_ACTIONS = {
+    "read_file": read_file,
+    "write_file": write_file,
+    "read_files": read_files,
+    "write_files": write_files,
+    "mkdir": mkdir,
+    "readdir": readdir,
+    "readdir_recursive": readdir_recursive,
+    "stat": stat,
+    "exists": exists,
+    "move": move,
+    "delete_file": delete_file,
+    "exec": exec_command,
+}

@@ -1,0 +1,125 @@
+"""One awake VM: its shell, its files, and the host commands reachable inside it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agentos_nb.actors.context import ActorContext
+from agentos_nb.events import ShellCommandRun
+from agentos_nb.vm import archive
+from agentos_nb.vm.files import VmFiles, resolve_path
+from agentos_nb.vm.host_calls import HostCalls
+from agentos_nb.vm.instructions import INSTRUCTIONS_PATH, os_instructions
+from agentos_nb.vm.models import ExecResult
+from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, Shell, ShellLimits
+from agentos_nb.vm.software import VmSetup
+from agentos_nb.vm.toolkits import Toolkit
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+_OS_FILES: dict[str, tuple[str, int]] = {
+    "/etc/hostname": (f"{HOSTNAME}\n", 0o644),
+    "/etc/passwd": (
+        f"root:x:0:0:root:/root:/bin/bash\n{USERNAME}:x:1000:1000:{USERNAME}:{HOME}:/bin/bash\n",
+        0o644,
+    ),
+    "/etc/group": (f"root:x:0:\n{USERNAME}:x:1000:\n", 0o644),
+    "/etc/os-release": ('NAME="agentOS"\nID=agentos\nPRETTY_NAME="agentOS (agentos_nb)"\n', 0o644),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VmSpec:
+    """A VM type, as `agent_os(...)` defined it."""
+
+    setup: VmSetup
+    toolkits: tuple[Toolkit, ...]
+    limits: ShellLimits
+    additional_instructions: str | None
+
+    def boot_files(self) -> dict[str, tuple[bytes, int]]:
+        """Files every boot (re)writes: the OS's, the packages', and a stub per host command."""
+        files = {path: (text.encode(), mode) for path, (text, mode) in _OS_FILES.items()}
+        files.update(self.setup.files)
+        for kit in self.toolkits:
+            stub = f'#!/bin/sh\n# {kit.description}\nexec {kit.command} "$@"\n'
+            files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
+        instructions = os_instructions(self.setup, self.toolkits, self.additional_instructions)
+        files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
+        return files
+
+
+class AgentVm:
+    def __init__(self, c: ActorContext, spec: VmSpec) -> None:
+        self._c = c
+        self.spec = spec
+        host_calls = HostCalls(c, spec.toolkits, self._read_text)
+        self.shell = Shell(
+            limits=spec.limits, commands=host_calls.commands(), features=frozenset(spec.setup.features)
+        )
+        self.files = VmFiles(self.shell)
+
+    async def boot(self, saved: bytes | None) -> None:
+        """Bring back the files of the last life, then lay the OS and packages over them."""
+        if saved is not None:
+            await asyncio.to_thread(archive.unpack, self.shell, saved)
+        self.files.mkdir("/tmp")
+        self.shell.chmod("/tmp", 0o1777)
+        for path, (content, mode) in self.spec.boot_files().items():
+            self.files.write_file(path, content)
+            self.shell.chmod(path, mode)
+
+    async def pack(self) -> bytes:
+        return await asyncio.to_thread(archive.pack, self.shell)
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        stdin: str | bytes | None = None,
+        timeout: float | None = None,
+    ) -> ExecResult:
+        if not isinstance(command, str):
+            raise TypeError(f"exec takes the command as one str, not {type(command).__name__}")
+        for name, value in (env or {}).items():
+            if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"exec env: {name!r} is not a valid variable name")
+            if not isinstance(value, str):
+                raise TypeError(f"exec env: the value of {name} must be a str, not {type(value).__name__}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"exec timeout must be a positive number of seconds, not {timeout!r}")
+        directory = self.files.stat(cwd or HOME)
+        if directory.kind != "directory":
+            raise NotADirectoryError(20, "exec cwd is not a directory", directory.path)
+        if isinstance(stdin, bytes):
+            stdin = stdin.decode()
+        started = time.monotonic()
+        run = await self.shell.run(command, cwd=directory.path, env=env, stdin=stdin, timeout=timeout)
+        c = self._c
+        if c.events.active:
+            c.events.publish(
+                ShellCommandRun(
+                    actor=c.ref,
+                    command=command,
+                    cwd=directory.path,
+                    exit_code=run.exit_code,
+                    duration=time.monotonic() - started,
+                    timed_out=run.timed_out,
+                )
+            )
+        return ExecResult(
+            exit_code=run.exit_code,
+            stdout=run.stdout,
+            stderr=run.stderr,
+            truncated=run.truncated,
+            timed_out=run.timed_out,
+        )
+
+    def _read_text(self, path: str, cwd: str) -> str:
+        return str(self.files.read_file(resolve_path(path, cwd), encoding="utf-8"))

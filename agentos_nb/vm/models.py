@@ -1,0 +1,59 @@
+"""What VM actions return: pydantic models, so results print, compare and cross HTTP as JSON."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ExecResult(BaseModel):
+    """The outcome of `exec`: a non-zero exit code is a result, not an exception."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    truncated: bool = False
+    timed_out: bool = False
+
+
+class FileStat(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    kind: Literal["file", "directory", "symlink"]
+    size: int
+    mode: int
+    modified: float
+    created: float
+
+
+class DirEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    path: str
+    kind: Literal["file", "directory", "symlink"]
+    size: int
+
+
+class FileRead(BaseModel):
+    """One path of `read_files`: its content, or the error that kept it from being read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    content: bytes | str | None = None
+    error: str | None = None
+
+
+class FileWrite(BaseModel):
+    """One path of `write_files`: written, or why not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    ok: bool
+    error: str | None = None

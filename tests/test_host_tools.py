@@ -1,0 +1,316 @@
+"""Host tools: defined on the host, called as `agentos-<toolkit> <tool>` inside a VM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from enum import StrEnum
+
+import pytest
+from pydantic import BaseModel, Field
+
+from agentos_nb import ToolContext, agent_os, errors, host_tool, toolkit
+from agentos_nb.software import common
+from tests.conftest import next_event
+
+pytestmark = pytest.mark.anyio
+
+
+class SubmitInput(BaseModel):
+    path: str = Field(description="Path to the file to review")
+
+
+async def submit(input: SubmitInput, ctx: ToolContext) -> dict[str, object]:
+    """The seed's review tool, as far as files go (sessions come with the agents)."""
+    writer = ctx.client.writer.get_or_create(["my-project"])
+    reviewer = ctx.client.reviewer.get_or_create(["my-project"])
+    content = await writer.read_file(input.path)
+    await reviewer.write_file(input.path, content)
+    return {"copied": input.path, "bytes": len(content)}
+
+
+review = toolkit(
+    name="review",
+    description="Send code to the reviewer agent",
+    tools={
+        "submit": host_tool(
+            description="Submit a file for code review",
+            input_schema=SubmitInput,
+            execute=submit,
+            examples=[{"path": "/home/user/api.ts"}],
+        )
+    },
+)
+
+
+@pytest.fixture
+async def seed(start_registry):
+    registry = await start_registry(
+        writer=agent_os(software=[common], toolkits=[review]), reviewer=agent_os(software=[common])
+    )
+    client = registry.client()
+    return (
+        registry,
+        client.writer.get_or_create(["my-project"]),
+        client.reviewer.get_or_create(["my-project"]),
+    )
+
+
+def _json(stdout: str) -> dict:
+    assert stdout.endswith("\n"), stdout
+    assert stdout.count("\n") == 1, stdout
+    return json.loads(stdout)
+
+
+async def test_the_seed_review_tool_copies_the_writers_file_into_the_reviewer(seed):
+    _, writer, reviewer = seed
+    await writer.write_file("/home/user/api.ts", "export const api = 1;\n")
+    result = await writer.exec("agentos-review submit --path /home/user/api.ts")
+    assert result.exit_code == 0, result
+    assert _json(result.stdout) == {"ok": True, "result": {"copied": "/home/user/api.ts", "bytes": 22}}
+    assert await reviewer.read_file("/home/user/api.ts") == b"export const api = 1;\n"
+
+
+async def test_only_the_vm_given_the_toolkit_has_its_command(seed):
+    _, writer, reviewer = seed
+    assert (await writer.exec("which agentos-review")).stdout == "/usr/local/bin/agentos-review\n"
+    assert (await reviewer.exec("agentos-review submit --path x")).exit_code == 127
+
+
+async def test_input_comes_by_equals_json_json_file_and_stdin(seed):
+    _, writer, reviewer = seed
+    await writer.write_file("/home/user/a.ts", "a")
+    await writer.write_file("/home/user/req/input.json", '{"path": "/home/user/a.ts"}')
+    commands = [
+        "agentos-review submit --path=/home/user/a.ts",
+        'agentos-review submit --json \'{"path": "/home/user/a.ts"}\'',
+        "cd req && agentos-review submit --json-file input.json",
+        'echo \'{"path": "/home/user/a.ts"}\' | agentos-review submit',
+    ]
+    for command in commands:
+        result = await writer.exec(command)
+        assert (result.exit_code, _json(result.stdout)["ok"]) == (0, True), (command, result)
+    assert await reviewer.read_file("/home/user/a.ts") == b"a"
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "exit_code", "named"),
+    [
+        ("agentos-review submit", "VALIDATION_ERROR", 2, "--path"),
+        ("agentos-review submit --path", "VALIDATION_ERROR", 2, "--path"),
+        ("agentos-review submit --path a --colour red", "VALIDATION_ERROR", 2, "--colour"),
+        ("agentos-review submit stray", "VALIDATION_ERROR", 2, "stray"),
+        ("agentos-review submit --json '{bad'", "VALIDATION_ERROR", 2, "--json"),
+        ("agentos-review approve --path a", "TOOL_NOT_FOUND", 2, "approve"),
+        ("agentos-review", "VALIDATION_ERROR", 2, "submit"),
+        ("agentos-review submit --path /home/user/missing.ts", "EXECUTION_ERROR", 1, "/home/user/missing.ts"),
+        ("agentos frobnicate", "VALIDATION_ERROR", 2, "frobnicate"),
+    ],
+)
+async def test_failures_print_json_and_exit_non_zero(seed, command, code, exit_code, named):
+    _, writer, _ = seed
+    result = await writer.exec(command)
+    body = _json(result.stdout)
+    assert (result.exit_code, body["ok"], body["error"]) == (exit_code, False, code)
+    assert named in body["message"]
+
+
+async def test_help_for_the_toolkit_the_tool_and_list_tools(seed):
+    _, writer, _ = seed
+    kit_help = await writer.exec("agentos-review --help")
+    assert kit_help.exit_code == 0
+    assert "Send code to the reviewer agent" in kit_help.stdout
+    assert "submit" in kit_help.stdout
+    tool_help = (await writer.exec("agentos-review submit --help")).stdout
+    for expected in (
+        "--path",
+        "Path to the file to review",
+        "required",
+        "agentos-review submit --path /home/user/api.ts",
+    ):
+        assert expected in tool_help
+    listed = await writer.exec("agentos list-tools")
+    assert listed.exit_code == 0
+    assert "agentos-review submit" in listed.stdout
+    instructions = await writer.read_file("/etc/agentos/instructions.md", encoding="utf-8")
+    assert "agentos-review submit --path" in instructions
+
+
+class Mode(StrEnum):
+    fast = "fast"
+    slow = "slow"
+
+
+class ProbeInput(BaseModel):
+    target: str = "."
+    mode: Mode = Mode.fast
+    retries: int = 0
+    tags: list[str] = []
+    dry_run: bool = False
+
+
+def _probe_kit(execute, *, timeout: float = 30.0):
+    return toolkit(
+        name="probe",
+        description="Tools that show what a host tool sees",
+        tools={
+            "run": host_tool(
+                description="Run the probe", input_schema=ProbeInput, execute=execute, timeout=timeout
+            )
+        },
+    )
+
+
+async def test_ctx_names_the_caller_its_cwd_and_reaches_the_registry(start_registry):
+    seen: list[ToolContext] = []
+
+    async def execute(input: ProbeInput, ctx: ToolContext) -> dict[str, object]:
+        seen.append(ctx)
+        mine = await ctx.vm.read_file(ctx.resolve_path(input.target), encoding="utf-8")
+        other = await ctx.client.other.get_or_create(["o"]).exists("/home/user")
+        return {"mine": mine, "other_home": other, **input.model_dump(mode="json")}
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]), other=agent_os())
+    vm = registry.client().vm.get_or_create(["caller"])
+    await vm.write_file("/srv/data/note.txt", "hello")
+    result = await vm.exec(
+        "cd /srv/data && agentos-probe run --target note.txt --mode slow --tags a --tags b --dry-run"
+    )
+    assert result.exit_code == 0, result
+    assert _json(result.stdout)["result"] == {
+        "mine": "hello",
+        "other_home": True,
+        "target": "note.txt",
+        "mode": "slow",
+        "retries": 0,
+        "tags": ["a", "b"],
+        "dry_run": True,
+    }
+    (ctx,) = seen
+    assert (ctx.key, ctx.cwd, ctx.toolkit, ctx.tool) == (("caller",), "/srv/data", "probe", "run")
+    assert ctx.vm.name == "vm"
+
+
+async def test_an_exception_in_execute_is_an_execution_error_not_a_crash(start_registry):
+    async def execute(input: ProbeInput, ctx: ToolContext) -> None:
+        if input.dry_run:
+            raise errors.ToolError("nothing to do in a dry run")
+        raise KeyError("missing-key")
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    with registry.bus.subscribe(types=["actor.crashed"]) as crashes:
+        plain = await vm.exec("agentos-probe run")
+        clean = await vm.exec("agentos-probe run --dry-run")
+        assert crashes.get_nowait() == []
+    assert plain.exit_code == 1
+    assert _json(plain.stdout) == {
+        "ok": False,
+        "error": "EXECUTION_ERROR",
+        "message": "KeyError: 'missing-key'",
+    }
+    assert _json(clean.stdout)["message"] == "nothing to do in a dry run"
+    assert (await vm.exec("echo fine")).stdout == "fine\n"
+
+
+async def test_a_timeout_cancels_execute_and_exits_1(start_registry):
+    states: list[str] = []
+
+    async def execute(input: ProbeInput, ctx: ToolContext) -> None:
+        states.append("started")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            states.append("cancelled")
+            raise
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute, timeout=0.2)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    result = await vm.exec("agentos-probe run; echo after=$?")
+    assert result.stdout.splitlines()[1] == "after=1"
+    body = json.loads(result.stdout.splitlines()[0])
+    assert (body["error"], "0.2 s" in body["message"]) == ("TIMEOUT", True)
+    assert states == ["started", "cancelled"]
+
+
+async def test_stopping_the_calling_command_cancels_the_tool(start_registry):
+    states: list[str] = []
+
+    async def execute(input: ProbeInput, ctx: ToolContext) -> None:
+        states.append("started")
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            states.append("cancelled")
+            raise
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    result = await vm.exec("agentos-probe run", timeout=0.3)
+    assert result.timed_out
+    assert states == ["started", "cancelled"]
+
+
+async def test_a_result_that_is_not_json_is_an_execution_error(start_registry):
+    async def execute(input: ProbeInput, ctx: ToolContext) -> object:
+        return object()
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    result = await vm.exec("agentos-probe run")
+    assert (result.exit_code, _json(result.stdout)["error"]) == (1, "EXECUTION_ERROR")
+
+
+async def test_tool_calls_are_events_with_caller_input_result_and_duration(seed):
+    registry, writer, _ = seed
+    await writer.write_file("/home/user/api.ts", "x")
+    with registry.bus.subscribe(types=["tool."]) as calls:
+        await writer.exec("agentos-review submit --path /home/user/api.ts")
+        await writer.exec("agentos-review submit --path /home/user/none.ts")
+        events = [await next_event(calls, "tool.call_started"), await next_event(calls, "tool.call_finished")]
+        failed = [await next_event(calls, "tool.call_started"), await next_event(calls, "tool.call_finished")]
+    started, finished = events
+    assert (started.actor.name, started.actor.key, started.toolkit, started.tool) == (
+        "writer",
+        ("my-project",),
+        "review",
+        "submit",
+    )
+    assert started.input == finished.input == {"path": "/home/user/api.ts"}
+    assert (finished.ok, finished.result, finished.call_id) == (
+        True,
+        {"copied": "/home/user/api.ts", "bytes": 1},
+        started.call_id,
+    )
+    assert finished.duration >= 0
+    assert (failed[1].ok, failed[1].error) == (False, "EXECUTION_ERROR")
+    assert "/home/user/none.ts" in failed[1].message
+
+
+@pytest.mark.parametrize(
+    ("make", "complaint"),
+    [
+        (lambda: toolkit(name="Review", description="d", tools={"t": _tool()}), "lowercase"),
+        (lambda: toolkit(name="re_view", description="d", tools={"t": _tool()}), "hyphens"),
+        (lambda: toolkit(name="review-", description="d", tools={"t": _tool()}), "hyphens"),
+        (lambda: toolkit(name="review", description="d", tools={"Bad Tool": _tool()}), "tool name"),
+        (lambda: toolkit(name="review", description="x" * 201, tools={"t": _tool()}), "200"),
+        (lambda: toolkit(name="review", description="d", tools={}), "no tools"),
+        (lambda: toolkit(name="review", description="d", tools={"t": "nope"}), "host_tool"),
+        (lambda: host_tool(description="x" * 201, input_schema=SubmitInput, execute=submit), "200"),
+        (lambda: host_tool(description="d", input_schema=dict, execute=submit), "pydantic"),
+        (lambda: host_tool(description="d", input_schema=SubmitInput, execute=submit, timeout=0), "timeout"),
+        (
+            lambda: host_tool(description="d", input_schema=SubmitInput, execute=submit, examples=[{"p": 1}]),
+            "example 1",
+        ),
+        (lambda: agent_os(toolkits=[review, review]), "twice"),
+    ],
+)
+def test_definitions_are_checked_when_made(make, complaint):
+    with pytest.raises(errors.InvalidDefinition, match=complaint):
+        make()
+
+
+def _tool():
+    return host_tool(description="A tool", input_schema=SubmitInput, execute=submit)
