@@ -314,3 +314,15 @@ def test_definitions_are_checked_when_made(make, complaint):
 
 def _tool():
     return host_tool(description="A tool", input_schema=SubmitInput, execute=submit)
+
+
+async def test_a_tool_may_run_commands_in_the_vm_that_called_it(start_registry):
+    async def execute(input: ProbeInput, ctx: ToolContext) -> dict[str, object]:
+        inner = await ctx.vm.exec(f"cat {input.target} | wc -c", cwd=ctx.cwd)
+        return {"inner": inner.stdout.strip()}
+
+    registry = await start_registry(vm=agent_os(software=[common], toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    await vm.write_file("/home/user/five.txt", "12345")
+    result = await vm.exec("agentos-probe run --target five.txt", timeout=5)
+    assert _json(result.stdout) == {"ok": True, "result": {"inner": "5"}}

@@ -328,3 +328,17 @@ async def test_a_stopped_registry_leaves_no_shell_running(start_registry):
     await registry.stop(grace=0)
     with pytest.raises(errors.ActorStopped):
         await running
+
+
+async def test_the_store_keeps_a_sleeping_vms_files_until_the_vm_is_deleted(start_registry):
+    registry = await start_registry(vm=agent_os(options={"sleep_timeout": 0.1}))
+    vm = registry.client().vm.get_or_create(["kept"])
+    await vm.write_file("mine.txt", "x")
+    actor_id = await vm.resolve()
+    with registry.bus.subscribe(types=["actor.slept"]) as slept:
+        await next_event(slept, "actor.slept")
+    packed = await registry.store.load_blob(actor_id, "filesystem")
+    assert packed is not None
+    assert b"home/user/mine.txt" in packed
+    await registry.store.delete_actor(actor_id)
+    assert await registry.store.load_blob(actor_id, "filesystem") is None
