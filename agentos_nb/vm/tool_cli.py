@@ -86,7 +86,7 @@ def parse_tool_input(
 
     JSON is the base (stdin if not blank, then `--json` or `--json-file`) and flags override the
     fields they set. `read_file` reads `--json-file PATH` as the calling shell sees it and raises
-    OSError when it cannot. Every problem is a ToolUsageError naming the flag to fix.
+    OSError (or UnicodeDecodeError) when it cannot. Every problem is a ToolUsageError naming the flag to fix.
     """
     flags = _flags(model)
     given: dict[str, Any] = {}
@@ -432,7 +432,7 @@ def _read_json_file(path: str, read_file: Callable[[str], str] | None) -> str:
         )
     try:
         return read_file(path)
-    except OSError as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise _usage(f"--json-file cannot read {path!r}: {error}", "--json-file") from None
 
 
@@ -495,7 +495,7 @@ def _token(flag: _Flag, value: Any) -> str:
     if flag.kind == "integer":
         return str(int(value))
     if flag.kind == "number":
-        return str(round(float(value), 6))
+        return repr(float(value))
     if flag.kind == "choice":
         return _choice_word(value)
     jsonable = to_jsonable_python(value, by_alias=False)
