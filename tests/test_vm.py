@@ -81,6 +81,25 @@ async def test_bad_paths_are_refused_before_anything_happens(vm):
     assert not await vm.exists("n.txt")
 
 
+async def test_the_filesystem_limits_are_clear_errors_and_keep_what_was_there(vm):
+    import errno
+
+    with pytest.raises(OSError, match="10000000 byte limit") as too_big:
+        await vm.write_file("big.bin", b"x" * 10_000_001)
+    assert (too_big.value.errno, too_big.value.filename) == (errno.EFBIG, "/home/user/big.bin")
+    for n in range(9):
+        await vm.write_file(f"fill/{n}.bin", b"x" * 10_000_000)
+    await vm.write_file("keep.txt", "kept")
+    with pytest.raises(OSError, match="full") as full:
+        await vm.write_file("fill/last.bin", b"x" * 10_000_000)
+    assert full.value.errno == errno.ENOSPC
+    assert await vm.read_file("keep.txt") == b"kept"
+    assert not await vm.exists("fill/last.bin")
+    in_shell = await vm.exec("cp fill/0.bin fill/copy.bin")
+    assert in_shell.exit_code != 0
+    assert "full" in in_shell.stderr
+
+
 async def test_read_files_and_write_files_give_a_result_per_path(vm):
     written = await vm.write_files({"a.txt": "A", "sub/b.txt": b"B", "/etc/hostname/bad": "x"})
     assert [(w.path, w.ok) for w in written] == [

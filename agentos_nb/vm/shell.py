@@ -283,6 +283,7 @@ _ERRNO_BY_REASON: tuple[tuple[str, int], ...] = (
     ("exists", errno.EEXIST),
     ("directory not empty", errno.ENOTEMPTY),
     ("too large", errno.EFBIG),
+    ("filesystem full", errno.ENOSPC),
     ("read-only", errno.EROFS),
     ("permission denied", errno.EACCES),
 )
