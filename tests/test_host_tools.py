@@ -7,11 +7,17 @@ import json
 from enum import StrEnum
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from agentos_nb import ToolContext, agent_os, errors, host_tool, toolkit
 from agentos_nb.software import common
+from agentos_nb.vm.host_calls import HostCalls
+from agentos_nb.vm.shell import CommandCall
+from agentos_nb.vm.tool_cli import render_argv
 from tests.conftest import next_event
+from tests.test_tool_cli import SUBMIT_VALUES, Submit, _junk, review_toolkit
 
 pytestmark = pytest.mark.anyio
 
@@ -326,3 +332,18 @@ async def test_a_tool_may_run_commands_in_the_vm_that_called_it(start_registry):
     await vm.write_file("/home/user/five.txt", "12345")
     result = await vm.exec("agentos-probe run --target five.txt", timeout=5)
     assert _json(result.stdout) == {"ok": True, "result": {"inner": "5"}}
+
+
+@settings(max_examples=150, deadline=None)
+@given(SUBMIT_VALUES, _junk(), st.booleans())
+def test_malformed_argv_exits_2_with_a_json_error_naming_the_culprit(values, junk, first):
+    """The parser's property, seen from inside the VM: the command's stdout and exit code."""
+    fault, culprit = junk
+    valid = render_argv(Submit, values)
+    argv = ["submit", *fault, *valid] if first else ["submit", *valid, *fault]
+    commands = HostCalls(c=None, toolkits=[review_toolkit()], read_text=lambda path, cwd: "{}").commands()
+    call = CommandCall(name="agentos-review", argv=argv, stdin=None, env={}, cwd="/home/user")
+    reply = asyncio.run(commands["agentos-review"](call))
+    body = _json(reply.stdout)
+    assert (reply.exit_code, body["ok"], body["error"]) == (2, False, "VALIDATION_ERROR")
+    assert culprit in body["message"] or repr(culprit) in body["message"]
