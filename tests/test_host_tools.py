@@ -219,8 +219,8 @@ async def test_an_exception_in_execute_is_an_execution_error_not_a_crash(start_r
     assert (await vm.exec("echo fine")).stdout == "fine\n"
 
 
-async def test_a_timeout_cancels_execute_and_exits_1(start_registry):
-    states: list[str] = []
+def _sleeper(states: list[str]):
+    """An execute that never finishes by itself, and records whether it was cancelled."""
 
     async def execute(input: ProbeInput, ctx: ToolContext) -> None:
         states.append("started")
@@ -230,7 +230,12 @@ async def test_a_timeout_cancels_execute_and_exits_1(start_registry):
             states.append("cancelled")
             raise
 
-    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute, timeout=0.2)]))
+    return execute
+
+
+async def test_a_timeout_cancels_execute_and_exits_1(start_registry):
+    states: list[str] = []
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(_sleeper(states), timeout=0.2)]))
     vm = registry.client().vm.get_or_create(["v"])
     result = await vm.exec("agentos-probe run; echo after=$?")
     assert result.stdout.splitlines()[1] == "after=1"
@@ -241,16 +246,7 @@ async def test_a_timeout_cancels_execute_and_exits_1(start_registry):
 
 async def test_stopping_the_calling_command_cancels_the_tool(start_registry):
     states: list[str] = []
-
-    async def execute(input: ProbeInput, ctx: ToolContext) -> None:
-        states.append("started")
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            states.append("cancelled")
-            raise
-
-    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(_sleeper(states))]))
     vm = registry.client().vm.get_or_create(["v"])
     result = await vm.exec("agentos-probe run", timeout=0.3)
     assert result.timed_out
