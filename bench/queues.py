@@ -40,6 +40,7 @@ from typing import Any
 
 import psutil
 from pydantic import BaseModel
+from report import Row, print_rows
 
 import agentos_nb as aos
 
@@ -130,29 +131,6 @@ def idle_actor(sleep_timeout: float) -> aos.ActorDefinition:
 
 
 # --- results ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class Row:
-    figure: str
-    value: str
-    baseline: str
-    ratio: str
-    target: str
-    passed: bool | None  # None: informational, no target
-
-
-def print_rows(rows: list[Row]) -> None:
-    header = ("figure", "agentos_nb", "baseline", "ratio", "target", "")
-    table = [header]
-    for r in rows:
-        verdict = "" if r.passed is None else ("PASS" if r.passed else "MISS")
-        table.append((r.figure, r.value, r.baseline, r.ratio, r.target, verdict))
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for n, line in enumerate(table):
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-        if n == 0:
-            print("  ".join("-" * width for width in widths))
 
 
 def rate_row(figure: str, value: float, baseline: float, name: str, target: float, unit: str) -> Row:
@@ -506,7 +484,7 @@ def main() -> None:
         ),
         Row(f"(c) Python heap, {n:,} asleep", f"+{heap_asleep:.1f} MB", "same", "-", "(info)", None),
     ]
-    print_rows(rows)
+    print_rows(rows, "agentos_nb")
     print(
         f"\n(a) {1e6 / a_aos:.1f} us per message against {1e6 / a_raw:.1f} us raw; "
         f"(b) {1e6 / b_aos:.1f} us per round trip against {1e6 / b_raw:.1f} us raw, "

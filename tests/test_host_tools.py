@@ -7,7 +7,7 @@ import json
 from enum import StrEnum
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
@@ -15,7 +15,7 @@ from agentos_nb import ToolContext, agent_os, errors, host_tool, toolkit
 from agentos_nb.software import common
 from agentos_nb.vm.host_calls import HostCalls
 from agentos_nb.vm.shell import CommandCall
-from agentos_nb.vm.tool_cli import render_argv
+from agentos_nb.vm.tool_cli import HELP_TOKENS, render_argv
 from tests.conftest import next_event
 from tests.test_tool_cli import SUBMIT_VALUES, Submit, _junk, review_toolkit
 
@@ -335,6 +335,7 @@ async def test_a_tool_may_run_commands_in_the_vm_that_called_it(start_registry):
 def test_malformed_argv_exits_2_with_a_json_error_naming_the_culprit(values, junk, first):
     """The parser's property, seen from inside the VM: the command's stdout and exit code."""
     fault, culprit = junk
+    assume(culprit not in HELP_TOKENS)  # those ask for help, as the next test shows
     valid = render_argv(Submit, values)
     argv = ["submit", *fault, *valid] if first else ["submit", *valid, *fault]
     commands = HostCalls(c=None, toolkits=[review_toolkit()], read_text=lambda path, cwd: "{}").commands()
@@ -343,3 +344,97 @@ def test_malformed_argv_exits_2_with_a_json_error_naming_the_culprit(values, jun
     body = _json(reply.stdout)
     assert (reply.exit_code, body["ok"], body["error"]) == (2, False, "VALIDATION_ERROR")
     assert culprit in body["message"] or repr(culprit) in body["message"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sh run.sh",
+        "bash run.sh",
+        "source run.sh",
+        ". ./run.sh",
+        "cat run.sh | bash",
+        "$(cat name.txt) submit --path /home/user/a.ts",
+        'tool=$(cat name.txt); "$tool" submit --path /home/user/a.ts',
+        "xargs -a args.txt $(cat name.txt)",
+        "f() { $(cat name.txt) submit --path /home/user/a.ts; }; f",
+    ],
+)
+async def test_tools_are_reachable_however_the_command_is_spelled(seed, command):
+    """Scripts that cannot reach a host command run on a lighter interpreter; these can."""
+    _, writer, reviewer = seed
+    await writer.write_files(
+        {
+            "/home/user/a.ts": "a",
+            "/home/user/run.sh": "agentos-review submit --path /home/user/a.ts\n",
+            "/home/user/name.txt": "agentos-review",
+            "/home/user/args.txt": "submit --path /home/user/a.ts",
+        }
+    )
+    result = await writer.exec(command)
+    assert result.exit_code == 0, result
+    assert _json(result.stdout)["ok"] is True
+    assert await reviewer.read_file("/home/user/a.ts") == b"a"
+
+
+async def test_help_is_asked_where_a_flag_stands_not_as_a_value(seed):
+    _, writer, reviewer = seed
+    await writer.write_file("/home/user/-h", "odd name")
+    asked = await writer.exec("agentos-review submit --path x --help")
+    assert asked.exit_code == 0
+    assert asked.stdout.startswith("usage: agentos-review submit")
+    assert (await writer.exec("agentos-review submit -h")).stdout == asked.stdout
+    as_value = await writer.exec("agentos-review submit --path -h")
+    assert _json(as_value.stdout)["ok"] is True
+    assert await reviewer.read_file("/home/user/-h") == b"odd name"
+
+
+async def test_what_execute_may_do_wrong_is_an_execution_error(start_registry):
+    import sys
+
+    async def execute(input: ProbeInput, ctx: ToolContext) -> object:
+        if input.target == "exit":
+            sys.exit(3)
+        return float("nan")
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    with registry.bus.subscribe(types=["tool.call_finished"]) as finished:
+        exited = await vm.exec("agentos-probe run --target exit")
+        event = await next_event(finished, "tool.call_finished")
+    assert (exited.exit_code, _json(exited.stdout)["message"]) == (1, "SystemExit: 3")
+    assert (event.ok, event.error) == (False, "EXECUTION_ERROR")
+    nan = await vm.exec("agentos-probe run")
+    assert (nan.exit_code, _json(nan.stdout)["error"]) == (1, "EXECUTION_ERROR")
+
+
+async def test_a_plain_function_may_be_a_tool(start_registry):
+    def execute(input: ProbeInput, ctx: ToolContext) -> dict[str, object]:
+        return {"where": ctx.resolve_path(input.target)}
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    result = await vm.exec("agentos-probe run --target sub/x", cwd="/tmp")
+    assert _json(result.stdout) == {"ok": True, "result": {"where": "/tmp/sub/x"}}
+    escaping = await vm.exec("agentos-probe run --target ../../../etc")
+    assert "outside the VM" in _json(escaping.stdout)["message"]
+
+
+async def test_rejected_calls_are_events_too(seed):
+    registry, writer, _ = seed
+    with registry.bus.subscribe(types=["tool.call_finished"]) as finished:
+        await writer.exec("agentos-review submit --colour red")
+        event = await next_event(finished, "tool.call_finished")
+    assert (event.tool, event.ok, event.error, event.input) == (
+        "submit",
+        False,
+        "VALIDATION_ERROR",
+        {"argv": ["--colour", "red"]},
+    )
+
+
+async def test_an_unreadable_json_file_is_a_usage_error(seed):
+    _, writer, _ = seed
+    for flag in ("--json-file=''", "--json-file /../x", "--json-file /nope.json"):
+        result = await writer.exec(f"agentos-review submit {flag}")
+        assert (result.exit_code, _json(result.stdout)["error"]) == (2, "VALIDATION_ERROR"), flag

@@ -40,7 +40,7 @@ async def test_files_written_by_exec_are_read_by_actions(vm):
         (("read_file", "/home/user/missing.txt"), FileNotFoundError, "/home/user/missing.txt"),
         (("read_file", "/home/user"), IsADirectoryError, "/home/user"),
         (("read_file", "/etc/hostname/x"), NotADirectoryError, "/etc/hostname/x"),
-        (("write_file", "/etc/hostname/x", "y"), NotADirectoryError, "/etc/hostname"),
+        (("write_file", "/etc/hostname/x", "y"), NotADirectoryError, "/etc/hostname/x"),
         (("write_file", "/home/user", "y"), IsADirectoryError, "/home/user"),
         (("readdir", "/nowhere"), FileNotFoundError, "/nowhere"),
         (("readdir", "/etc/hostname"), NotADirectoryError, "/etc/hostname"),
@@ -361,3 +361,99 @@ async def test_the_store_keeps_a_sleeping_vms_files_until_the_vm_is_deleted(star
     assert b"home/user/mine.txt" in packed
     await registry.store.delete_actor(actor_id)
     assert await registry.store.load_blob(actor_id, "filesystem") is None
+
+
+# --- found in review: each a regression test -------------------------------------------------
+
+
+async def test_a_script_that_does_not_parse_alone_runs_nothing_and_leaves_nothing(vm):
+    escape = await vm.exec("true ); X=leaked; cat() { echo HIJACKED; }; cd /tmp; ( true")
+    assert escape.exit_code == 2
+    assert "parse error" in escape.stderr
+    after = await vm.exec('echo "X=$X"; pwd; cat /etc/hostname')
+    assert after.stdout == "X=\n/home/user\nagentos\n"
+
+
+async def test_history_shows_nothing_of_earlier_commands(vm):
+    await vm.exec("echo secret-in-command", env={"TOKEN": "secret-in-env"})
+    history = await vm.exec("history")
+    assert "secret" not in history.stdout
+
+
+async def test_a_timeout_inside_python3_stops_the_whole_script(vm):
+    result = await vm.exec("python3 -c 'while True: pass'; echo after > after.txt", timeout=0.5)
+    assert result.timed_out
+    await asyncio.sleep(0.3)
+    assert not await vm.exists("after.txt")
+
+
+async def test_binary_stdin_is_refused_clearly(vm):
+    with pytest.raises(ValueError, match="UTF-8"):
+        await vm.exec("cat", stdin=b"\xff\xfe")
+
+
+async def test_a_vm_whose_os_directories_were_replaced_still_wakes_with_its_files(start_registry):
+    registry = await start_registry(vm=agent_os(software=[common], options={"sleep_timeout": 0.2}))
+    vm = registry.client().vm.get_or_create(["vandal"])
+    wrecked = await vm.exec(
+        "echo mine > keep.txt && rm -rf /tmp && echo x > /tmp && mkdir -p /home/user/etc2 "
+        "&& rm -rf /etc && ln -s /home/user/etc2 /etc && rm -rf /usr/local && echo y > /usr/local"
+    )
+    assert wrecked.exit_code == 0, wrecked
+    with registry.bus.subscribe(types=["actor.slept"]) as slept:
+        await next_event(slept, "actor.slept")
+    assert await vm.read_file("keep.txt") == b"mine\n"
+    checked = await vm.exec("cat /etc/hostname; echo ok > /tmp/t && cat /tmp/t")
+    assert checked.stdout == "agentos\nok\n"
+    assert (await vm.stat("/tmp")).mode == 0o1777
+
+
+async def test_a_fifo_is_listed_as_other_and_does_not_break_sleep(start_registry):
+    registry = await start_registry(vm=agent_os(software=[common], options={"sleep_timeout": 0.2}))
+    vm = registry.client().vm.get_or_create(["fifo"])
+    await vm.exec("mkfifo pipe && echo x > plain.txt")
+    kinds = {entry.name: entry.kind for entry in await vm.readdir()}
+    assert kinds == {"pipe": "other", "plain.txt": "file"}
+    assert (await vm.stat("pipe")).kind == "other"
+    with registry.bus.subscribe(types=["actor.slept"]) as slept:
+        await next_event(slept, "actor.slept")
+    assert await vm.read_file("plain.txt") == b"x\n"
+
+
+async def test_file_actions_follow_symlinks_as_the_shell_does(vm):
+    await vm.exec(
+        "mkdir -p real/sub && echo inside > real/sub/f.txt && ln -s real linkdir && "
+        "ln -s real/sub/f.txt linkfile && ln -s /home/user/real abs && ln -s loop2 loop1 && ln -s loop1 loop2"
+    )
+    assert await vm.read_file("linkfile") == b"inside\n"
+    assert await vm.read_file("linkdir/sub/f.txt") == b"inside\n"
+    assert await vm.read_file("abs/sub/f.txt") == b"inside\n"
+    assert [e.path for e in await vm.readdir("linkdir")] == ["/home/user/linkdir/sub"]
+    assert (await vm.exec("pwd", cwd="linkdir/sub")).exit_code == 0
+    await vm.write_file("linkfile", "rewritten\n")  # through the link, as open(path, "w")
+    assert (await vm.exec("cat real/sub/f.txt")).stdout == "rewritten\n"
+    assert (await vm.stat("linkfile")).kind == "file"
+    assert (await vm.stat("linkfile", follow_symlinks=False)).kind == "symlink"
+    await vm.write_file("linkdir/new.txt", "via link")
+    assert await vm.read_file("real/new.txt") == b"via link"
+    with pytest.raises(OSError, match="symbolic links") as looped:
+        await vm.read_file("loop1")
+    assert looped.value.filename == "/home/user/loop1"
+    assert not await vm.exists("loop1")
+    await vm.delete_file("linkfile")  # the link, not its target
+    assert await vm.exists("real/sub/f.txt")
+
+
+async def test_file_action_edge_cases_fail_cleanly(vm):
+    await vm.write_file("file.txt", "x")
+    await vm.mkdir("dir/inner")
+    with pytest.raises(NotADirectoryError):
+        await vm.move("dir", "file.txt")
+    with pytest.raises(IsADirectoryError):
+        await vm.write_file("newfile/", "x")
+    with pytest.raises(OSError, match="limit"):
+        await vm.write_file("made/on/the/way/big.bin", b"x" * 10_000_001)
+    assert not await vm.exists("made")  # the directories made for the failed write are gone
+    with pytest.raises(TypeError, match="item 2"):
+        await vm.write_files([("first.txt", "1"), "not a pair"])
+    assert not await vm.exists("first.txt")

@@ -8,6 +8,7 @@ the files of the very VM whose command is waiting on that tool.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -104,11 +105,13 @@ async def readdir(c: ActorContext, path: str = HOME) -> list[DirEntry]:
 async def readdir_recursive(
     c: ActorContext, path: str = HOME, *, max_depth: int | None = None, exclude: Sequence[str] = ()
 ) -> list[DirEntry]:
-    return _vm(c).files.readdir_recursive(path, max_depth=max_depth, exclude=exclude)
+    """Walks the tree in a worker thread: a big tree would hold the event loop for a while."""
+    files = _vm(c).files
+    return await asyncio.to_thread(files.readdir_recursive, path, max_depth=max_depth, exclude=exclude)
 
 
-async def stat(c: ActorContext, path: str) -> FileStat:
-    return _vm(c).files.stat(path)
+async def stat(c: ActorContext, path: str, *, follow_symlinks: bool = True) -> FileStat:
+    return _vm(c).files.stat(path, follow_symlinks=follow_symlinks)
 
 
 async def exists(c: ActorContext, path: str) -> bool:

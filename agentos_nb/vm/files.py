@@ -2,8 +2,9 @@
 
 Paths are VM paths: absolute, or relative to a working directory (the home directory by
 default), with `~` for home. A path that climbs out of the VM's root is refused, never
-clamped, so a caller that got its arithmetic wrong hears about it. Errors are the `OSError`
-subclasses Python code already handles, each naming the path.
+clamped, so a caller that got its arithmetic wrong hears about it. Symlinks are followed as
+the shell follows them (a link's own `..` stops at the root, which is the whole VM). Errors
+are the `OSError` subclasses Python code already handles, each naming the path.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from agentos_nb.vm.models import DirEntry, FileRead, FileStat, FileWrite
 from agentos_nb.vm.shell import HOME, EntryInfo, Shell
 
 Content = bytes | str
+
+_MAX_LINKS = 40  # as Linux: more symlinks than this in one path is a loop
 
 
 def resolve_path(path: str, cwd: str = HOME) -> str:
@@ -48,18 +51,27 @@ class VmFiles:
         self._shell = shell
 
     def read_file(self, path: str, *, encoding: str | None = None) -> Content:
-        data = self._shell.read(resolve_path(path))
+        data = self._shell.read(self.real_path(path))
         return data if encoding is None else data.decode(encoding)
 
     def write_file(self, path: str, content: Content, *, encoding: str = "utf-8") -> None:
-        """Write `content`, making missing parent directories first."""
-        target = resolve_path(path)
+        """Write `content`, making missing parent directories first; a failed write leaves
+        no directories behind."""
+        given = resolve_path(path)
+        if path.endswith("/"):
+            raise IsADirectoryError(errno.EISDIR, "a file path cannot end in /", given)
         if isinstance(content, str):
             content = content.encode(encoding)
         elif not isinstance(content, bytes | bytearray | memoryview):
-            raise TypeError(f"content for {target} must be bytes or str, not {type(content).__name__}")
-        self._make_parents(target)
-        self._shell.write(target, bytes(content))
+            raise TypeError(f"content for {given} must be bytes or str, not {type(content).__name__}")
+        target = self.real_path(given)
+        made = self._make_parents(target)
+        try:
+            self._shell.write(target, bytes(content))
+        except OSError:
+            for directory in reversed(made):
+                self._shell.remove(directory)
+            raise
 
     def read_files(self, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
         results = []
@@ -73,7 +85,12 @@ class VmFiles:
     def write_files(
         self, files: Mapping[str, Content] | Iterable[tuple[str, Content]], *, encoding: str = "utf-8"
     ) -> list[FileWrite]:
-        items = files.items() if isinstance(files, Mapping) else files
+        """Write each file; one that fails does not stop the others. The items are checked
+        first, so a malformed one writes nothing at all."""
+        items = list(files.items() if isinstance(files, Mapping) else files)
+        for number, item in enumerate(items, start=1):
+            if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)):
+                raise TypeError(f"write_files item {number} is not a (path, content) pair: {item!r}")
         results = []
         for path, content in items:
             try:
@@ -84,7 +101,7 @@ class VmFiles:
         return results
 
     def mkdir(self, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
-        target = resolve_path(path)
+        target = self.real_path(path)
         found = self._shell.info(target)
         if found is not None:
             if found.kind != "directory":
@@ -97,40 +114,40 @@ class VmFiles:
         self._shell.mkdir(target)
 
     def readdir(self, path: str = HOME) -> list[DirEntry]:
-        directory = self._directory(path)
-        return [
-            _dir_entry(directory, name, info)
-            for name, info in sorted(self._shell.list_dir(directory), key=lambda item: item[0])
-        ]
+        return self._list(*self._directory(path))
 
     def readdir_recursive(
         self, path: str = HOME, *, max_depth: int | None = None, exclude: Sequence[str] = ()
     ) -> list[DirEntry]:
         """Everything under `path`, parents before children. `exclude` holds name patterns
-        (`node_modules`, `*.pyc`); an excluded directory is not entered."""
+        (`node_modules`, `*.pyc`); an excluded directory is not entered, nor is a symlink."""
         if max_depth is not None and max_depth < 1:
             raise ValueError(f"max_depth must be at least 1, not {max_depth}")
         found: list[DirEntry] = []
-        pending = [(self._directory(path), 1)]
+        pending = [(*self._directory(path), 1)]
         while pending:
-            directory, depth = pending.pop()
+            shown, real, depth = pending.pop()
             entries = [
                 entry
-                for entry in self.readdir(directory)
+                for entry in self._list(shown, real)
                 if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in exclude)
             ]
             found.extend(entries)
             if max_depth is None or depth < max_depth:
-                pending.extend((e.path, depth + 1) for e in reversed(entries) if e.kind == "directory")
+                pending.extend(
+                    (e.path, posixpath.join(real, e.name), depth + 1)
+                    for e in reversed(entries)
+                    if e.kind == "directory"
+                )
         return found
 
-    def stat(self, path: str) -> FileStat:
-        target = resolve_path(path)
-        info = self._shell.info(target)
+    def stat(self, path: str, *, follow_symlinks: bool = True) -> FileStat:
+        given = resolve_path(path)
+        info = self._shell.info(self.real_path(given, follow_last=follow_symlinks))
         if info is None:
-            raise FileNotFoundError(errno.ENOENT, "no such file or directory", target)
+            raise FileNotFoundError(errno.ENOENT, "no such file or directory", given)
         return FileStat(
-            path=target,
+            path=given,
             kind=info.kind,
             size=info.size,
             mode=info.mode,
@@ -139,12 +156,19 @@ class VmFiles:
         )
 
     def exists(self, path: str) -> bool:
-        return self._shell.info(resolve_path(path)) is not None
+        """False for a symlink whose target is missing, as `os.path.exists`."""
+        try:
+            return self._shell.info(self.real_path(path)) is not None
+        except OSError:  # a symlink loop, or a file where a directory should be
+            return False
 
     def move(self, source: str, target: str) -> None:
-        """Rename `source` to `target`, replacing a file there; missing parents are made."""
-        origin, destination = resolve_path(source), resolve_path(target)
-        if self._shell.info(origin) is None:
+        """Rename `source` (a symlink itself, not its target) to `target`, replacing a file
+        there; missing parents are made."""
+        origin = self.real_path(source, follow_last=False)
+        destination = self.real_path(target, follow_last=False)
+        moving = self._shell.info(origin)
+        if moving is None:
             raise FileNotFoundError(errno.ENOENT, "no such file or directory", origin)
         if destination == origin:
             return
@@ -153,11 +177,15 @@ class VmFiles:
         existing = self._shell.info(destination)
         if existing is not None and existing.kind == "directory":
             raise IsADirectoryError(errno.EISDIR, "a directory is in the way", destination)
+        if existing is not None and moving.kind == "directory":
+            raise NotADirectoryError(errno.ENOTDIR, "cannot put a directory over a file", destination)
         self._make_parents(destination)
         self._shell.rename(origin, destination)
 
     def delete_file(self, path: str, *, recursive: bool = False) -> None:
-        target = resolve_path(path)
+        """Delete a file, a symlink (not its target), or a directory: an empty one, or any
+        with `recursive=True`."""
+        target = self.real_path(path, follow_last=False)
         if target == "/":
             raise PermissionError(errno.EACCES, "the VM's root cannot be deleted", target)
         info = self._shell.info(target)
@@ -167,16 +195,53 @@ class VmFiles:
             raise IsADirectoryError(errno.EISDIR, "a non-empty directory; pass recursive=True", target)
         self._shell.remove(target, recursive=recursive)
 
-    def _directory(self, path: str) -> str:
-        target = resolve_path(path)
-        info = self._shell.info(target)
-        if info is None:
-            raise FileNotFoundError(errno.ENOENT, "no such directory", target)
-        if info.kind != "directory":
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", target)
-        return target
+    def real_path(self, path: str, *, follow_last: bool = True, cwd: str = HOME) -> str:
+        """`path` with its symlinks resolved (the last one only if `follow_last`): the path
+        the filesystem itself knows. Parts that do not exist yet are kept as they are."""
+        pending = resolve_path(path, cwd).split("/")[::-1]
+        resolved = "/"
+        hops = 0
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                resolved = posixpath.dirname(resolved)
+                continue
+            candidate = posixpath.join(resolved, part)
+            info = self._shell.info(candidate)
+            if info is not None and info.kind == "symlink" and (pending or follow_last):
+                hops += 1
+                if hops > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", resolve_path(path, cwd))
+                target = self._shell.read_link(candidate)
+                if target.startswith("/"):
+                    resolved = "/"
+                pending.extend(target.split("/")[::-1])
+                continue
+            resolved = candidate
+        return resolved
 
-    def _make_parents(self, path: str) -> None:
+    def _list(self, shown: str, real: str) -> list[DirEntry]:
+        """The entries of directory `real`, named under `shown` (the path the caller gave)."""
+        return [
+            _dir_entry(shown, name, info)
+            for name, info in sorted(self._shell.list_dir(real), key=lambda item: item[0])
+        ]
+
+    def _directory(self, path: str) -> tuple[str, str]:
+        """The directory `path` as given (resolved) and as it really is (links followed)."""
+        shown = resolve_path(path)
+        real = self.real_path(shown)
+        info = self._shell.info(real)
+        if info is None:
+            raise FileNotFoundError(errno.ENOENT, "no such directory", shown)
+        if info.kind != "directory":
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", shown)
+        return shown, real
+
+    def _make_parents(self, path: str) -> list[str]:
+        """Make the missing directories above `path`; returns those it made, outermost first."""
         parent = posixpath.dirname(path)
         missing: list[str] = []
         while parent != "/":
@@ -187,8 +252,10 @@ class VmFiles:
                 break
             missing.append(parent)
             parent = posixpath.dirname(parent)
-        for directory in reversed(missing):
+        missing.reverse()
+        for directory in missing:
             self._shell.mkdir(directory)
+        return missing
 
 
 def _dir_entry(directory: str, name: str, info: EntryInfo) -> DirEntry:

@@ -8,6 +8,7 @@ a broken tool never crashes the VM, its shell or the runtime.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,6 @@ from agentos_nb.vm import tool_cli
 from agentos_nb.vm.shell import CommandCall, CommandReply
 from agentos_nb.vm.toolkits import HostTool, ToolContext, Toolkit
 
-_HELP_FLAGS = frozenset({"--help", "-h"})
 _call_ids = itertools.count(1)
 
 ReadText = Callable[[str, str], str]
@@ -32,7 +32,8 @@ ReadText = Callable[[str, str], str]
 class HostCalls:
     """The `agentos-<toolkit>` and `agentos` commands of one awake VM."""
 
-    def __init__(self, c: ActorContext, toolkits: Sequence[Toolkit], read_text: ReadText) -> None:
+    def __init__(self, c: ActorContext | None, toolkits: Sequence[Toolkit], read_text: ReadText) -> None:
+        """`c` is the VM's context; None serves only calls that never reach `execute` (tests)."""
         self._c = c
         self._toolkits = tuple(toolkits)
         self._read_text = read_text
@@ -46,27 +47,24 @@ class HostCalls:
     async def _agentos(self, call: CommandCall) -> CommandReply:
         if call.argv == ["list-tools"]:
             return CommandReply(stdout=tool_cli.list_tools_text(self._toolkits))
-        if call.argv and call.argv[0] in _HELP_FLAGS:
+        if call.argv and call.argv[0] in tool_cli.HELP_TOKENS:
             return CommandReply(stdout=_AGENTOS_HELP)
         wrong = " ".join(call.argv) or "(nothing)"
         return _failure("VALIDATION_ERROR", f"unknown agentos command {wrong!r}; try `agentos list-tools`")
 
     async def _toolkit(self, kit: Toolkit, call: CommandCall) -> CommandReply:
         argv = call.argv
-        if not argv:
-            return _failure(
-                "VALIDATION_ERROR", f"no tool given; tools: {', '.join(kit.tools)} (see {kit.command} --help)"
-            )
-        if argv[0] in _HELP_FLAGS:
+        if argv and argv[0] in tool_cli.HELP_TOKENS:
             return CommandReply(stdout=tool_cli.toolkit_help(kit))
-        tool = kit.tools.get(argv[0])
+        name = argv[0] if argv else ""
+        tool = kit.tools.get(name)
         if tool is None:
-            return _failure(
-                "TOOL_NOT_FOUND",
-                f"{kit.command} has no tool {argv[0]!r}; tools: {', '.join(kit.tools)}",
+            tools = ", ".join(kit.tools)
+            if not argv:
+                return self._rejected(kit, name, argv, "VALIDATION_ERROR", f"no tool given; tools: {tools}")
+            return self._rejected(
+                kit, name, argv, "TOOL_NOT_FOUND", f"{kit.command} has no tool {name!r}; tools: {tools}"
             )
-        if _HELP_FLAGS.intersection(argv[1:]):
-            return CommandReply(stdout=tool_cli.tool_help(kit, argv[0]))
         try:
             model = tool_cli.parse_tool_input(
                 tool.input_schema,
@@ -74,9 +72,35 @@ class HostCalls:
                 stdin=call.stdin,
                 read_file=lambda path: self._read_text(path, call.cwd),
             )
+        except tool_cli.HelpRequested:
+            return CommandReply(stdout=tool_cli.tool_help(kit, name))
         except tool_cli.ToolUsageError as error:
-            return _failure(error.code, error.message)
-        return await self._execute(kit, argv[0], tool, model, call.cwd)
+            return self._rejected(kit, name, argv, error.code, error.message)
+        return await self._execute(kit, name, tool, model, call.cwd)
+
+    def _rejected(self, kit: Toolkit, name: str, argv: list[str], code: str, message: str) -> CommandReply:
+        """A call that never reached `execute` is still a call: the events say what was tried."""
+        c = self._c
+        if c is not None and c.events.active:
+            call_id = next(_call_ids)
+            shown = {"argv": argv[1:]}
+            c.events.publish(
+                ToolCallStarted(actor=c.ref, call_id=call_id, toolkit=kit.name, tool=name, input=shown)
+            )
+            c.events.publish(
+                ToolCallFinished(
+                    actor=c.ref,
+                    call_id=call_id,
+                    toolkit=kit.name,
+                    tool=name,
+                    input=shown,
+                    ok=False,
+                    error=code,
+                    message=message,
+                    duration=0.0,
+                )
+            )
+        return _failure(code, message)
 
     async def _execute(self, kit: Toolkit, name: str, tool: HostTool, model: Any, cwd: str) -> CommandReply:
         c = self._c
@@ -95,28 +119,28 @@ class HostCalls:
                 ToolCallStarted(actor=c.ref, call_id=call_id, toolkit=kit.name, tool=name, input=shown_input)
             )
         started = time.monotonic()
-        reply: CommandReply | None = None
         result: Any = None
-        code: str | None = None
-        message: str | None = None
+        code: str | None = "CANCELLED"
+        message: str | None = "the command calling the tool was stopped"
         try:
             try:
                 async with asyncio.timeout(tool.timeout) as deadline:
-                    result = to_jsonable_python(await tool.execute(model, context))
+                    outcome = tool.execute(model, context)
+                    if inspect.isawaitable(outcome):
+                        outcome = await outcome
+                result = to_jsonable_python(outcome)
+                reply = CommandReply(stdout=tool_cli.ok_result(result))
             except TimeoutError as error:
                 if not deadline.expired():
                     raise _Failed("EXECUTION_ERROR", _describe(error)) from None
                 raise _Failed(
                     "TIMEOUT", f"{kit.command} {name} ran past its {tool.timeout:g} s timeout"
                 ) from None
-            except asyncio.CancelledError:
-                code, message = "CANCELLED", "the command calling the tool was stopped"
-                raise
             except ToolError as error:
                 raise _Failed("EXECUTION_ERROR", error.message) from None
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # SystemExit: tools built on argparse or click
                 raise _Failed("EXECUTION_ERROR", _describe(error)) from None
-            reply = CommandReply(stdout=tool_cli.ok_result(result))
+            code = message = None
         except _Failed as failure:
             code, message = failure.code, failure.message
             reply = _failure(code, message)

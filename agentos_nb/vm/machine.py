@@ -64,14 +64,16 @@ class AgentVm:
         self.files = VmFiles(self.shell)
 
     async def boot(self, saved: bytes | None) -> None:
-        """Bring back the files of the last life, then lay the OS and packages over them."""
+        """Bring back the files of the last life, then lay the OS and packages over them,
+        replacing whatever a command of that life put in their way."""
         if saved is not None:
             await asyncio.to_thread(archive.unpack, self.shell, saved)
-        self.files.mkdir("/tmp")
-        self.shell.chmod("/tmp", 0o1777)
+        archive.place_directory(self.shell, "/tmp", 0o1777)
+        archive.place_directory(self.shell, HOME, 0o755)
         for path, (content, mode) in self.spec.boot_files().items():
-            self.files.write_file(path, content)
-            self.shell.chmod(path, mode)
+            archive.place_file(self.shell, path, content, mode)
+        for path, target in self.spec.setup.links.items():
+            archive.place_symlink(self.shell, path, target)
 
     async def pack(self) -> bytes:
         return await asyncio.to_thread(archive.pack, self.shell)
@@ -98,7 +100,10 @@ class AgentVm:
         if directory.kind != "directory":
             raise NotADirectoryError(20, "exec cwd is not a directory", directory.path)
         if isinstance(stdin, bytes):
-            stdin = stdin.decode()
+            try:
+                stdin = stdin.decode()
+            except UnicodeDecodeError as error:
+                raise ValueError(f"exec stdin must be text (UTF-8); byte {error.start} is not") from None
         started = time.monotonic()
         run = await self.shell.run(command, cwd=directory.path, env=env, stdin=stdin, timeout=timeout)
         c = self._c

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+EntryKind = Literal["file", "directory", "symlink", "other"]
+"""What a path holds; "other" is a fifo or the like, which a VM can make but not save."""
+
 
 class ExecResult(BaseModel):
     """The outcome of `exec`: a non-zero exit code is a result, not an exception."""
@@ -23,7 +26,7 @@ class FileStat(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     path: str
-    kind: Literal["file", "directory", "symlink"]
+    kind: EntryKind
     size: int
     mode: int
     modified: float
@@ -35,7 +38,7 @@ class DirEntry(BaseModel):
 
     name: str
     path: str
-    kind: Literal["file", "directory", "symlink"]
+    kind: EntryKind
     size: int
 
 

@@ -10,9 +10,11 @@ Three facts about bashkit shape it:
 - A running script holds its interpreter's lock, so reading that interpreter's filesystem
   from a host tool the script called would deadlock. The VM's files therefore live in one
   standalone `FileSystem` mounted at `/` of every interpreter; the host reads it directly.
-- `cancel()` stops a script at its next command boundary and poisons the interpreter until
-  `clear_cancel()`. A cancelled or timed-out interpreter is dropped instead, so the next
-  script starts at once on a fresh one.
+- Cancelling the task that awaits `execute` stops the script at once, even inside `sleep` or
+  python3, but leaves the interpreter's cancel flag set. A cancelled or timed-out interpreter
+  is dropped instead of reused, so the next script starts at once on a fresh one. Timeouts
+  are the host's (`asyncio.timeout`): bashkit's own stops python3 and sqlite3 but lets the
+  rest of the script run on.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import bashkit
 from pydantic import BaseModel, ConfigDict, Field
 
 Feature = Literal["python", "sqlite"]
-EntryKind = Literal["file", "directory", "symlink"]
+EntryKind = Literal["file", "directory", "symlink", "other"]
 
 HOME = "/home/user"
 USERNAME = "user"
@@ -46,7 +48,8 @@ BASE_ENV: Mapping[str, str] = {
 }
 _STDIN_COMMAND = "__agentos_stdin"
 _TIMED_OUT_EXIT = 124  # what coreutils' `timeout` exits with
-_BACKSTOP = 2.0  # seconds past bashkit's own timeout before the host gives up on a script
+_ENGINE_OUTPUT_CAP = 10 * 1024 * 1024  # bashkit's Interactive profile keeps no more of either stream
+_SYNTAX_ERROR_EXIT = 2  # what bash exits with when `bash -c` cannot parse its script
 
 T = TypeVar("T")
 
@@ -59,7 +62,9 @@ class ShellLimits(BaseModel):
     timeout: float = Field(120.0, gt=0, description="Wall seconds a script may run, unless exec gives one.")
     max_commands: int = Field(100_000, ge=1, description="Commands one script may run.")
     max_loop_iterations: int = Field(100_000, ge=1, description="Iterations of one loop.")
-    max_output_bytes: int = Field(1_000_000, ge=1, description="Stdout (and stderr) kept; the rest is cut.")
+    max_output_bytes: int = Field(
+        1_000_000, ge=1, le=_ENGINE_OUTPUT_CAP, description="Stdout (and stderr) kept; the rest is cut."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +120,10 @@ class Shell:
         self._fs = bashkit.FileSystem()
         self._fs.mkdir(HOME, recursive=True)
         self._stdin_by_token: dict[str, str] = {}
-        self._builtins = {name: _builtin(handler) for name, handler in commands.items()}
-        self._builtins[_STDIN_COMMAND] = self._feed_stdin
+        self._commands = dict(commands)
         self._features = features
-        self._idle: bashkit.Bash | None = None
+        # One idle interpreter of each kind (with or without the host commands), for the next script.
+        self._idle: dict[bool, _Interpreter] = {}
 
     # --- scripts -------------------------------------------------------------------------------
 
@@ -133,53 +138,71 @@ class Shell:
     ) -> ShellRun:
         """Run `script` as `bash -c` would in a new process: fresh shell state, shared files."""
         timeout = self.limits.timeout if timeout is None else timeout
-        reusable = timeout == self.limits.timeout
-        interpreter = (self._idle if reusable else None) or self._interpreter(timeout)
-        if interpreter is self._idle:
-            self._idle = None
+        try:
+            analysis = _analyzer().analyze(script)
+        except bashkit.BashError as error:
+            # Checked alone, before it is wrapped: a script that does not parse by itself could
+            # otherwise close the wrapping subshell and leave state behind for later scripts.
+            return ShellRun(_SYNTAX_ERROR_EXIT, "", f"bash: {error}\n", False, False)
+        with_commands = stdin is not None or self._may_call_commands(script, analysis)
+        interpreter = self._idle.pop(with_commands, None) or self._interpreter(with_commands=with_commands)
         token = None
         if stdin is not None:
             token = secrets.token_hex(8)
             self._stdin_by_token[token] = stdin
         try:
-            async with asyncio.timeout(timeout + _BACKSTOP):
-                result = await interpreter.execute(
-                    _wrap(script, cwd, env or {}, token), capture=self.limits.max_output_bytes
-                )
-        except TimeoutError:  # bashkit's own timeout did not fire: the interpreter is dropped
+            # On timeout (or cancellation) bashkit stops the script, even inside sleep or
+            # python3, and the interpreter is dropped: the next script starts on another.
+            async with asyncio.timeout(timeout):
+                result = await interpreter.bash.execute(_wrap(script, cwd, env or {}, token))
+        except TimeoutError:
+            await interpreter.stop_commands()
             return ShellRun(_TIMED_OUT_EXIT, "", _timed_out_message(timeout), False, True)
+        except asyncio.CancelledError:
+            await asyncio.shield(interpreter.stop_commands())
+            raise
         finally:
             if token is not None:
                 self._stdin_by_token.pop(token, None)
-        timed_out = result.error is not None and "execution timeout" in result.error
-        if reusable and not timed_out and self._idle is None:
-            self._idle = interpreter
-        if timed_out:
-            return ShellRun(_TIMED_OUT_EXIT, result.stdout, _timed_out_message(timeout), False, True)
-        return ShellRun(
-            result.exit_code,
-            result.stdout,
-            result.stderr,
-            bool(result.stdout_truncated or result.stderr_truncated),
-            False,
+        self._idle.setdefault(with_commands, interpreter)
+        stdout, stdout_cut = _cut(result.stdout, self.limits.max_output_bytes)
+        stderr, stderr_cut = _cut(result.stderr, self.limits.max_output_bytes)
+        truncated = stdout_cut or stderr_cut or result.stdout_truncated or result.stderr_truncated
+        return ShellRun(result.exit_code, stdout, stderr, bool(truncated), False)
+
+    def _may_call_commands(self, script: str, analysis: bashkit.ScriptAnalysis) -> bool:
+        """Whether `script` may reach a host command, and so needs an interpreter that has them.
+
+        An interpreter with Python builtins costs bashkit about 250 µs more per script, so
+        scripts that plainly cannot call one (most of them) run without. When in doubt (a
+        command computed at run time, a nested shell, a program that runs other programs),
+        the answer is yes.
+        """
+        return (
+            any(name in script for name in self._commands)
+            or analysis.is_opaque
+            or analysis.has_interpreter_reentry
+            or not _LAUNCHERS.isdisjoint(analysis.command_names)
         )
 
-    def _interpreter(self, timeout: float) -> bashkit.Bash:
-        interpreter = bashkit.Bash(
+    def _interpreter(self, *, with_commands: bool) -> _Interpreter:
+        running: set[asyncio.Task[object]] = set()
+        builtins = {name: _builtin(handler, running) for name, handler in self._commands.items()}
+        builtins[_STDIN_COMMAND] = self._feed_stdin
+        bash = bashkit.Bash(
             username=USERNAME,
             hostname=HOSTNAME,
             cwd=HOME,
             env=dict(BASE_ENV),
             max_commands=self.limits.max_commands,
             max_loop_iterations=self.limits.max_loop_iterations,
-            timeout_seconds=timeout,
             python="python" in self._features,
             sqlite="sqlite" in self._features,
-            custom_builtins=self._builtins,
+            custom_builtins=builtins if with_commands else None,
             profile=bashkit.ExecutionProfile.Interactive,
         )
-        interpreter.mount("/", self._fs)
-        return interpreter
+        bash.mount("/", self._fs)
+        return _Interpreter(bash, running)
 
     def _feed_stdin(self, context: bashkit.BuiltinContext) -> str:
         return self._stdin_by_token.pop(context.argv[0], "") if context.argv else ""
@@ -232,6 +255,19 @@ _SHELL_BUILTIN_WORDS = (
 _SHELL_BUILTINS = frozenset(_SHELL_BUILTIN_WORDS.split())
 
 
+# Programs that run commands named in their arguments, where static analysis cannot follow.
+_LAUNCHER_WORDS = (
+    "busybox builtin command env exec find flock make nice nohup parallel retry sudo time timeout watch xargs"
+)
+_LAUNCHERS = frozenset(_LAUNCHER_WORDS.split())
+
+
+@functools.cache
+def _analyzer() -> bashkit.Bash:
+    """Parses scripts without running them; shared, since analysis changes no state."""
+    return bashkit.Bash(profile=bashkit.ExecutionProfile.Interactive)
+
+
 @functools.cache
 def engine_commands() -> tuple[str, ...]:
     """The programs bashkit itself provides (python3 and sqlite3 included), builtins left out."""
@@ -240,11 +276,37 @@ def engine_commands() -> tuple[str, ...]:
     return tuple(sorted(n for n in names if n[0].isalpha() and n not in _SHELL_BUILTINS))
 
 
-def _builtin(handler: CommandHandler) -> Callable[[bashkit.BuiltinContext], Awaitable[bashkit.BuiltinResult]]:
+@dataclass(frozen=True, slots=True)
+class _Interpreter:
+    """A bashkit interpreter, and the host commands its current script is running."""
+
+    bash: bashkit.Bash
+    running: set[asyncio.Task[object]]
+
+    async def stop_commands(self) -> None:
+        """Cancel the host commands of a script that was stopped, and wait until they are gone:
+        bashkit would cancel them too, but only later."""
+        for task in self.running:
+            task.cancel()
+        if self.running:
+            await asyncio.wait(set(self.running))
+
+
+def _builtin(
+    handler: CommandHandler, running: set[asyncio.Task[object]]
+) -> Callable[[bashkit.BuiltinContext], Awaitable[bashkit.BuiltinResult]]:
     async def call(context: bashkit.BuiltinContext) -> bashkit.BuiltinResult:
-        reply = await handler(
-            CommandCall(context.name, list(context.argv), context.stdin, dict(context.env), context.cwd)
-        )
+        task = asyncio.current_task()
+        if task is not None:
+            running.add(task)
+        try:
+            reply = await handler(
+                CommandCall(context.name, list(context.argv), context.stdin, dict(context.env), context.cwd)
+            )
+        except Exception as error:  # a host command must fail like a program, never take the shell down
+            reply = CommandReply(stderr=f"{context.name}: {type(error).__name__}: {error}\n", exit_code=1)
+        finally:
+            running.discard(task)  # type: ignore[arg-type]
         return bashkit.BuiltinResult(stdout=reply.stdout, stderr=reply.stderr, exit_code=reply.exit_code)
 
     return call
@@ -252,21 +314,33 @@ def _builtin(handler: CommandHandler) -> Callable[[bashkit.BuiltinContext], Awai
 
 def _wrap(script: str, cwd: str, env: Mapping[str, str], stdin_token: str | None) -> str:
     """The script in a subshell that starts in `cwd` with `env` exported; the user's text
-    keeps line 1 so that bash's error messages point at the right line."""
+    keeps line 1 so that bash's error messages point at the right line. `history -c` comes
+    first: interpreters are reused, and their history would show earlier scripts."""
     exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in env.items())
-    wrapped = f"( cd -- {shlex.quote(cwd)} || exit 1; {exports}{script}\n)"
-    if stdin_token is not None:
-        wrapped = f"{_STDIN_COMMAND} {stdin_token} | {wrapped}"
-    return wrapped
+    feed = "" if stdin_token is None else f"{_STDIN_COMMAND} {stdin_token} | "
+    return f"history -c; {feed}( cd -- {shlex.quote(cwd)} || exit 1; {exports}{script}\n)"
+
+
+def _cut(text: str, limit: int) -> tuple[str, bool]:
+    """`text` cut to at most `limit` bytes of UTF-8, never inside a character."""
+    if len(text) <= limit // 4:
+        return text, False
+    data = text.encode()
+    if len(data) <= limit:
+        return text, False
+    return data[:limit].decode(errors="ignore"), True
 
 
 def _timed_out_message(timeout: float) -> str:
     return f"agentos: command timed out after {timeout:g} s and was stopped\n"
 
 
+_KINDS = frozenset({"file", "directory", "symlink"})
+
+
 def _entry_info(metadata: Mapping[str, object]) -> EntryInfo:
     return EntryInfo(
-        kind=metadata["file_type"],  # type: ignore[arg-type]
+        kind=metadata["file_type"] if metadata["file_type"] in _KINDS else "other",  # type: ignore[arg-type]
         size=int(metadata["size"]),  # type: ignore[call-overload]
         mode=int(metadata["mode"]) & 0o7777,  # type: ignore[call-overload]
         modified=float(metadata["modified"]),  # type: ignore[arg-type]

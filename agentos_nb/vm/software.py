@@ -19,6 +19,7 @@ class VmSetup:
     """What the installed packages bring, gathered before any VM boots."""
 
     files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
     features: set[Feature] = field(default_factory=set)
     instructions: list[str] = field(default_factory=list)
     agent_types: dict[str, object] = field(default_factory=dict)
@@ -28,6 +29,11 @@ class VmSetup:
         if not path.startswith("/"):
             raise InvalidDefinition(f"a package file needs an absolute path, not {path!r}")
         self.files[path] = (content.encode() if isinstance(content, str) else content, mode)
+
+    def add_symlink(self, path: str, target: str) -> None:
+        if not path.startswith("/"):
+            raise InvalidDefinition(f"a package link needs an absolute path, not {path!r}")
+        self.links[path] = target
 
     def enable(self, feature: Feature) -> None:
         """Turn on a part of the shell engine that is off by default (python3, sqlite3)."""
@@ -75,7 +81,8 @@ package manager and no compiler."""
 
 
 class Common:
-    """The shell commands: stubs on PATH for every command of the engine, python3 and sqlite3."""
+    """The shell commands: a stub in /usr/bin (and /bin) for every command of the engine, python3
+    and sqlite3."""
 
     name = "common"
 
@@ -84,6 +91,7 @@ class Common:
         setup.enable("sqlite")
         for command in engine_commands():
             setup.add_file(f"/usr/bin/{command}", _stub(command), mode=0o755)
+        setup.add_symlink("/bin", "usr/bin")  # as on current distributions: /bin/sh, /bin/bash
         setup.add_instructions(_COMMON_INSTRUCTIONS)
 
 

@@ -52,6 +52,16 @@ class ToolUsageError(Exception):
         self.flag = flag
 
 
+class HelpRequested(ToolUsageError):
+    """`--help` or `-h` where a flag may stand (not as a flag's value): show help instead."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("VALIDATION_ERROR", f"{token} asks for help", token)
+
+
+HELP_TOKENS = frozenset({"--help", "-h"})
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Flag:
     """How one input field is spelled on the command line."""
@@ -96,6 +106,8 @@ def parse_tool_input(
     while position < len(argv):
         token = argv[position]
         position += 1
+        if token in HELP_TOKENS:
+            raise HelpRequested(token)
         if not token.startswith("--"):
             raise _usage(f"unexpected argument {token!r}: every value follows its --flag", None)
         name, has_value, inline = token[2:].partition("=")
@@ -259,8 +271,9 @@ def list_tools_text(toolkits: Sequence[Toolkit]) -> str:
 
 def ok_result(result: Any) -> str:
     """The stdout line of a successful call; raises PydanticSerializationError for a result that
-    pydantic cannot turn into JSON."""
-    return json.dumps({"ok": True, "result": to_jsonable_python(result)}, ensure_ascii=False) + "\n"
+    pydantic cannot turn into JSON, and ValueError for one that JSON cannot hold (NaN)."""
+    body = {"ok": True, "result": to_jsonable_python(result)}
+    return json.dumps(body, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def error_result(code: str, message: str) -> str:
@@ -432,7 +445,7 @@ def _read_json_file(path: str, read_file: Callable[[str], str] | None) -> str:
         )
     try:
         return read_file(path)
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: a path the VM refuses, or text that is not UTF-8
         raise _usage(f"--json-file cannot read {path!r}: {error}", "--json-file") from None
 
 

@@ -6,7 +6,6 @@ examples), so a mistake shows up in the notebook cell that made it, not in an ag
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pydantic
 from pydantic import BaseModel
 
 from agentos_nb.errors import InvalidDefinition
+from agentos_nb.vm.files import resolve_path
 
 if TYPE_CHECKING:
     from agentos_nb.actors.handles import ActorHandle, Client
@@ -37,11 +37,13 @@ class ToolContext:
     tool: str
 
     def resolve_path(self, path: str) -> str:
-        """`path` as the calling shell meant it: relative paths resolve against its cwd."""
-        return posixpath.normpath(posixpath.join(self.cwd, path))
+        """`path` as the calling shell meant it: relative paths resolve against its cwd.
+        Raises `PermissionError` for a path that climbs out of the VM."""
+        return resolve_path(path, self.cwd)
 
 
-Execute = Callable[[Any, ToolContext], Awaitable[Any]]
+Execute = Callable[[Any, ToolContext], Awaitable[Any] | Any]
+"""`execute(input, ctx)`: an async function, or a plain one for quick work that never waits."""
 
 
 @dataclass(frozen=True, slots=True)
