@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from enum import StrEnum
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -20,6 +23,7 @@ from tests.conftest import next_event
 from tests.test_tool_cli import SUBMIT_VALUES, Submit, _junk, review_toolkit
 
 pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class SubmitInput(BaseModel):
@@ -438,3 +442,32 @@ async def test_an_unreadable_json_file_is_a_usage_error(seed):
     for flag in ("--json-file=''", "--json-file /../x", "--json-file /nope.json"):
         result = await writer.exec(f"agentos-review submit {flag}")
         assert (result.exit_code, _json(result.stdout)["error"]) == (2, "VALIDATION_ERROR"), flag
+
+
+def test_a_tool_stub_run_where_host_commands_are_missing_fails_without_recursing(tmp_path):
+    """The engine has no depth limit for a script on PATH that runs itself: a stub that
+    `exec`ed its own name would crash the whole process. It runs in a child to be safe."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import asyncio\n"
+        "from agentos_nb.vm.shell import Shell, ShellLimits\n"
+        "from agentos_nb.vm.machine import VmSpec\n"
+        "from agentos_nb.vm.software import VmSetup\n"
+        "from agentos_nb.vm import archive\n"
+        "from tests.test_host_tools import review\n"
+        "async def main():\n"
+        "    spec = VmSpec(setup=VmSetup(), toolkits=(review,), limits=ShellLimits(),\n"
+        "                  additional_instructions=None)\n"
+        "    shell = Shell(limits=ShellLimits(), commands={})\n"
+        "    for path, (content, mode) in spec.boot_files().items():\n"
+        "        archive.place_file(shell, path, content, mode)\n"
+        "    run = await shell.run('/usr/local/bin/agentos-review submit --path x')\n"
+        "    print(run.exit_code, run.stderr.strip())\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(probe)], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("1 ")
+    assert "agentos-review: not a shell builtin" in done.stdout

@@ -46,7 +46,9 @@ class VmSpec:
         files = {path: (text.encode(), mode) for path, (text, mode) in _OS_FILES.items()}
         files.update(self.setup.files)
         for kit in self.toolkits:
-            stub = f'#!/bin/sh\n# {kit.description}\nexec {kit.command} "$@"\n'
+            # `builtin`, not `exec`: where the host command is missing, `exec` would find this
+            # very file again, and bashkit 0.20 has no depth limit there (the process crashes).
+            stub = f'#!/bin/sh\n# {kit.description}\nbuiltin {kit.command} "$@"\n'
             files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
         instructions = os_instructions(self.setup, self.toolkits, self.additional_instructions)
         files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
