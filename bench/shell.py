@@ -334,7 +334,10 @@ async def breakdown(sizes: Sizes) -> list[Split]:
     shell = Shell(
         limits=limits, commands={"agentos-bench": noop_command}, features=frozenset({"python", "sqlite"})
     )
-    vm_interpreter = shell._interpreter(limits.timeout)  # a bench-only peek at the adapter's engine
+    # Bench-only peeks at the adapter's two kinds of interpreter: without the host commands (for
+    # scripts that cannot reach one) and with them.
+    vm_plain = shell._interpreter(with_commands=False).bash
+    vm_interpreter = shell._interpreter(with_commands=True).bash
     wrapped = _wrap(ECHO, HOME, {}, None)
     wrapped_noop = _wrap("agentos-bench noop", HOME, {}, None)
 
@@ -377,12 +380,18 @@ async def breakdown(sizes: Sizes) -> list[Split]:
             Layer("  ... Bash(custom_builtins={1 async})", lambda: with_builtin.execute(ECHO), three, True),
             Layer(
                 "VM's interpreter, execute_sync(wrapped)",
-                sync(lambda: vm_interpreter.execute_sync(wrapped)),
+                sync(lambda: vm_plain.execute_sync(wrapped)),
                 three,
             ),
             Layer(
-                "VM's interpreter, await execute(wrapped)",
-                lambda: vm_interpreter.execute(wrapped, capture=capture),
+                "VM's plain interpreter, await execute(wrapped)",
+                lambda: vm_plain.execute(wrapped),
+                three,
+                True,
+            ),
+            Layer(
+                "VM's interpreter with host commands, await execute(wrapped)",
+                lambda: vm_interpreter.execute(wrapped),
                 three,
                 True,
             ),
@@ -394,7 +403,7 @@ async def breakdown(sizes: Sizes) -> list[Split]:
             ),
             Layer(
                 "(c) VM's interpreter, wrapped noop",
-                lambda: vm_interpreter.execute(wrapped_noop, capture=capture),
+                lambda: vm_interpreter.execute(wrapped_noop),
                 prints(NOOP_REPLY),
                 True,
             ),

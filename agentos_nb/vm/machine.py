@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 import time
 from collections.abc import Mapping
@@ -98,23 +99,21 @@ class AgentVm:
                 raise TypeError(f"exec env: the value of {name} must be a str, not {type(value).__name__}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"exec timeout must be a positive number of seconds, not {timeout!r}")
-        directory = self.files.stat(cwd or HOME)
-        if directory.kind != "directory":
-            raise NotADirectoryError(20, "exec cwd is not a directory", directory.path)
+        directory = HOME if cwd is None else self._checked_cwd(cwd)
         if isinstance(stdin, bytes):
             try:
                 stdin = stdin.decode()
             except UnicodeDecodeError as error:
                 raise ValueError(f"exec stdin must be text (UTF-8); byte {error.start} is not") from None
         started = time.monotonic()
-        run = await self.shell.run(command, cwd=directory.path, env=env, stdin=stdin, timeout=timeout)
+        run = await self.shell.run(command, cwd=directory, env=env, stdin=stdin, timeout=timeout)
         c = self._c
         if c.events.active:
             c.events.publish(
                 ShellCommandRun(
                     actor=c.ref,
                     command=command,
-                    cwd=directory.path,
+                    cwd=directory,
                     exit_code=run.exit_code,
                     duration=time.monotonic() - started,
                     timed_out=run.timed_out,
@@ -127,6 +126,14 @@ class AgentVm:
             truncated=run.truncated,
             timed_out=run.timed_out,
         )
+
+    def _checked_cwd(self, cwd: str) -> str:
+        """A cwd that is not there is the caller's mistake, said on the host. (Home is not
+        checked: a command that removed it gets the shell's own `cd` error, as in a terminal.)"""
+        found = self.files.stat(cwd)
+        if found.kind != "directory":
+            raise NotADirectoryError(errno.ENOTDIR, "exec cwd is not a directory", found.path)
+        return found.path
 
     def _read_text(self, path: str, cwd: str) -> str:
         return str(self.files.read_file(resolve_path(path, cwd), encoding="utf-8"))

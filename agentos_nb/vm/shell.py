@@ -315,10 +315,13 @@ def _builtin(
 def _wrap(script: str, cwd: str, env: Mapping[str, str], stdin_token: str | None) -> str:
     """The script in a subshell that starts in `cwd` with `env` exported; the user's text
     keeps line 1 so that bash's error messages point at the right line. `history -c` comes
-    first: interpreters are reused, and their history would show earlier scripts."""
+    first: interpreters are reused, and their history would show earlier scripts. Every
+    interpreter starts in (and, its scripts running in subshells, stays in) the home
+    directory, so a script run there needs no `cd`, which costs bashkit a tenth of an `exec`."""
+    move = "" if cwd == HOME else f"cd -- {shlex.quote(cwd)} || exit 1; "
     exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in env.items())
     feed = "" if stdin_token is None else f"{_STDIN_COMMAND} {stdin_token} | "
-    return f"history -c; {feed}( cd -- {shlex.quote(cwd)} || exit 1; {exports}{script}\n)"
+    return f"history -c; {feed}( {move}{exports}{script}\n)"
 
 
 def _cut(text: str, limit: int) -> tuple[str, bool]:
