@@ -87,19 +87,7 @@ class HostCalls:
             c.events.publish(
                 ToolCallStarted(actor=c.ref, call_id=call_id, toolkit=kit.name, tool=name, input=shown)
             )
-            c.events.publish(
-                ToolCallFinished(
-                    actor=c.ref,
-                    call_id=call_id,
-                    toolkit=kit.name,
-                    tool=name,
-                    input=shown,
-                    ok=False,
-                    error=code,
-                    message=message,
-                    duration=0.0,
-                )
-            )
+            _publish_finished(c, call_id, kit, name, shown, code, message, None, 0.0)
         return _failure(code, message)
 
     async def _execute(self, kit: Toolkit, name: str, tool: HostTool, model: Any, cwd: str) -> CommandReply:
@@ -146,21 +134,37 @@ class HostCalls:
             reply = _failure(code, message)
         finally:
             if c.events.active:
-                c.events.publish(
-                    ToolCallFinished(
-                        actor=c.ref,
-                        call_id=call_id,
-                        toolkit=kit.name,
-                        tool=name,
-                        input=shown_input,
-                        ok=code is None,
-                        result=result if code is None else None,
-                        error=code,
-                        message=message,
-                        duration=time.monotonic() - started,
-                    )
-                )
+                elapsed = time.monotonic() - started
+                _publish_finished(c, call_id, kit, name, shown_input, code, message, result, elapsed)
         return reply
+
+
+def _publish_finished(
+    c: ActorContext,
+    call_id: int,
+    kit: Toolkit,
+    name: str,
+    shown_input: dict[str, Any],
+    code: str | None,
+    message: str | None,
+    result: Any,
+    duration: float,
+) -> None:
+    """`code` None is a success, whose `result` the event carries."""
+    c.events.publish(
+        ToolCallFinished(
+            actor=c.ref,
+            call_id=call_id,
+            toolkit=kit.name,
+            tool=name,
+            input=shown_input,
+            ok=code is None,
+            result=result if code is None else None,
+            error=code,
+            message=message,
+            duration=duration,
+        )
+    )
 
 
 class _Failed(Exception):
