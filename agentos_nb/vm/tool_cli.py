@@ -15,6 +15,7 @@ import collections.abc
 import dataclasses
 import difflib
 import enum
+import functools
 import json
 import reprlib
 import shlex
@@ -284,9 +285,11 @@ def error_result(code: str, message: str) -> str:
 # --- describing a model's fields as flags -------------------------------------------------------
 
 
-def _flags(model: type[BaseModel]) -> dict[str, _Flag]:
+@functools.cache
+def _flags(model: type[BaseModel]) -> Mapping[str, _Flag]:
+    """Built once per input model: every call of a tool and every help text reads it."""
     described = (_describe(field, info) for field, info in model.model_fields.items())
-    return {flag.name: flag for flag in described if flag.name not in RESERVED_FLAGS}
+    return types.MappingProxyType({flag.name: flag for flag in described if flag.name not in RESERVED_FLAGS})
 
 
 def _describe(field: str, info: FieldInfo) -> _Flag:
