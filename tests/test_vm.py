@@ -247,7 +247,7 @@ async def test_many_execs_never_exhaust_the_vm(vm):
 
 
 async def test_limits_are_checked_when_the_vm_type_is_defined():
-    with pytest.raises(Exception, match="timeout"):
+    with pytest.raises(errors.InvalidDefinition, match="timeout"):
         agent_os(limits={"timeout": -1})
     with pytest.raises(errors.InvalidDefinition, match="twice"):
         agent_os(software=[common, common])
@@ -359,6 +359,7 @@ async def test_the_store_keeps_a_sleeping_vms_files_until_the_vm_is_deleted(star
     packed = await registry.store.load_blob(actor_id, "filesystem")
     assert packed is not None
     assert b"home/user/mine.txt" in packed
+    assert b"etc/passwd" not in packed  # what every boot lays down is not saved
     await registry.store.delete_actor(actor_id)
     assert await registry.store.load_blob(actor_id, "filesystem") is None
 

@@ -12,11 +12,13 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import pydantic
+
 from agentos_nb.actors.context import ActorContext
 from agentos_nb.actors.definition import ActorDefinition, ActorOptions, actor
 from agentos_nb.errors import InvalidDefinition
 from agentos_nb.vm.files import Content
-from agentos_nb.vm.machine import AgentVm, VmSpec
+from agentos_nb.vm.machine import AgentVm, vm_spec
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
 from agentos_nb.vm.shell import HOME, ShellLimits
 from agentos_nb.vm.software import SoftwarePackage, install_all
@@ -46,12 +48,12 @@ def agent_os(
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise InvalidDefinition(f"toolkit names must differ; given twice: {', '.join(repeated)}")
-    spec = VmSpec(
-        setup=install_all(list(software)),
-        toolkits=kits,
-        limits=limits if isinstance(limits, ShellLimits) else ShellLimits.model_validate(limits or {}),
-        additional_instructions=additional_instructions,
-    )
+    if not isinstance(limits, ShellLimits):
+        try:
+            limits = ShellLimits.model_validate(limits or {})
+        except pydantic.ValidationError as error:
+            raise InvalidDefinition(f"invalid shell limits: {error}") from None
+    spec = vm_spec(install_all(list(software)), kits, limits, additional_instructions)
     if isinstance(options, ActorOptions):
         options = options.model_dump(exclude_unset=True)
     return actor(

@@ -17,7 +17,8 @@ import tarfile
 from agentos_nb.vm.shell import Shell
 
 
-def pack(shell: Shell) -> bytes:
+def pack(shell: Shell, skip: frozenset[str] = frozenset()) -> bytes:
+    """The tree as a tar archive, without the paths in `skip`."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         pending = ["/"]
@@ -25,6 +26,8 @@ def pack(shell: Shell) -> bytes:
             directory = pending.pop()
             for name, info in shell.list_dir(directory):
                 path = posixpath.join(directory, name)
+                if path in skip:
+                    continue
                 member = tarfile.TarInfo(path.lstrip("/"))
                 member.mode, member.mtime = info.mode, info.modified
                 if info.kind == "directory":

@@ -40,20 +40,29 @@ class VmSpec:
     setup: VmSetup
     toolkits: tuple[Toolkit, ...]
     limits: ShellLimits
-    additional_instructions: str | None
+    boot_files: Mapping[str, tuple[bytes, int]]
+    """Laid down by every boot, over whatever is there; so never worth saving."""
 
-    def boot_files(self) -> dict[str, tuple[bytes, int]]:
-        """Files every boot (re)writes: the OS's, the packages', and a stub per host command."""
-        files = {path: (text.encode(), mode) for path, (text, mode) in _OS_FILES.items()}
-        files.update(self.setup.files)
-        for kit in self.toolkits:
-            # `builtin`, not `exec`: where the host command is missing, `exec` would find this
-            # very file again, and bashkit 0.20 has no depth limit there (the process crashes).
-            stub = f'#!/bin/sh\n# {kit.description}\nbuiltin {kit.command} "$@"\n'
-            files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
-        instructions = os_instructions(self.setup, self.toolkits, self.additional_instructions)
-        files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
-        return files
+    @property
+    def laid_down(self) -> frozenset[str]:
+        return frozenset(self.boot_files) | frozenset(self.setup.links)
+
+
+def vm_spec(
+    setup: VmSetup, toolkits: tuple[Toolkit, ...], limits: ShellLimits, additional_instructions: str | None
+) -> VmSpec:
+    """The VM type, with its boot files made once: the OS's, the packages', a stub per host
+    command, and the instructions that describe them."""
+    files = {path: (text.encode(), mode) for path, (text, mode) in _OS_FILES.items()}
+    files.update(setup.files)
+    for kit in toolkits:
+        # `builtin`, not `exec`: where the host command is missing, `exec` would find this
+        # very file again, and bashkit 0.20 has no depth limit there (the process crashes).
+        stub = f'#!/bin/sh\n# {kit.description}\nbuiltin {kit.command} "$@"\n'
+        files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
+    instructions = os_instructions(setup, toolkits, additional_instructions)
+    files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
+    return VmSpec(setup, toolkits, limits, files)
 
 
 class AgentVm:
@@ -73,13 +82,14 @@ class AgentVm:
             await asyncio.to_thread(archive.unpack, self.shell, saved)
         archive.place_directory(self.shell, "/tmp", 0o1777)
         archive.place_directory(self.shell, HOME, 0o755)
-        for path, (content, mode) in self.spec.boot_files().items():
+        for path, (content, mode) in self.spec.boot_files.items():
             archive.place_file(self.shell, path, content, mode)
         for path, target in self.spec.setup.links.items():
             archive.place_symlink(self.shell, path, target)
 
     async def pack(self) -> bytes:
-        return await asyncio.to_thread(archive.pack, self.shell)
+        """The files of this life, less those the next boot lays down anyway."""
+        return await asyncio.to_thread(archive.pack, self.shell, self.spec.laid_down)
 
     async def exec(
         self,
@@ -129,7 +139,7 @@ class AgentVm:
 
     def _checked_cwd(self, cwd: str) -> str:
         """A cwd that is not there is the caller's mistake, said on the host. (Home is not
-        checked: a command that removed it gets the shell's own `cd` error, as in a terminal.)"""
+        checked: a command that removed it leaves later ones where a terminal would be.)"""
         found = self.files.stat(cwd)
         if found.kind != "directory":
             raise NotADirectoryError(errno.ENOTDIR, "exec cwd is not a directory", found.path)

@@ -2,7 +2,7 @@
 bashkit, so the engine stays replaceable: the rest of the VM sees paths, bytes, `OSError`s
 and `ShellRun`s.
 
-Three facts about bashkit shape it:
+Four facts about bashkit shape it:
 - Interpreters keep shell state (cwd, variables, aliases, options) between `execute` calls,
   and one interpreter runs one script at a time. A VM's `exec` must behave like a new
   process, so every script runs in a subshell of an idle interpreter (its state never
@@ -11,10 +11,13 @@ Three facts about bashkit shape it:
   from a host tool the script called would deadlock. The VM's files therefore live in one
   standalone `FileSystem` mounted at `/` of every interpreter; the host reads it directly.
 - Cancelling the task that awaits `execute` stops the script at once, even inside `sleep` or
-  python3, but leaves the interpreter's cancel flag set. A cancelled or timed-out interpreter
-  is dropped instead of reused, so the next script starts at once on a fresh one. Timeouts
-  are the host's (`asyncio.timeout`): bashkit's own stops python3 and sqlite3 but lets the
-  rest of the script run on.
+  python3. The interpreter of a cancelled or timed-out script is dropped, not reused (what a
+  stopped script left in it is unknown), so the next script starts at once on a fresh one.
+  Timeouts are the host's (`asyncio.timeout`): bashkit's own stops python3 and sqlite3 but
+  lets the rest of the script run on.
+- An interpreter given Python builtins (the host commands) makes bashkit compile a small
+  module on every `execute`, about 250 µs; scripts that cannot reach a host command run on an
+  interpreter without them.
 """
 
 from __future__ import annotations
@@ -173,10 +176,8 @@ class Shell:
     def _may_call_commands(self, script: str, analysis: bashkit.ScriptAnalysis) -> bool:
         """Whether `script` may reach a host command, and so needs an interpreter that has them.
 
-        An interpreter with Python builtins costs bashkit about 250 µs more per script, so
-        scripts that plainly cannot call one (most of them) run without. When in doubt (a
-        command computed at run time, a nested shell, a program that runs other programs),
-        the answer is yes.
+        When in doubt (a command computed at run time, a nested shell, a program that runs
+        other programs), the answer is yes.
         """
         return (
             any(name in script for name in self._commands)
