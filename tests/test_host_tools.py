@@ -362,6 +362,9 @@ def test_malformed_argv_exits_2_with_a_json_error_naming_the_culprit(values, jun
         'tool=$(cat name.txt); "$tool" submit --path /home/user/a.ts',
         "xargs -a args.txt $(cat name.txt)",
         "f() { $(cat name.txt) submit --path /home/user/a.ts; }; f",
+        "./run.sh",
+        "/home/user/run.sh",
+        "cp run.sh /usr/local/bin/submit-it && chmod +x /usr/local/bin/submit-it && submit-it",
     ],
 )
 async def test_tools_are_reachable_however_the_command_is_spelled(seed, command):
@@ -370,11 +373,12 @@ async def test_tools_are_reachable_however_the_command_is_spelled(seed, command)
     await writer.write_files(
         {
             "/home/user/a.ts": "a",
-            "/home/user/run.sh": "agentos-review submit --path /home/user/a.ts\n",
+            "/home/user/run.sh": "#!/bin/sh\nagentos-review submit --path /home/user/a.ts\n",
             "/home/user/name.txt": "agentos-review",
             "/home/user/args.txt": "submit --path /home/user/a.ts",
         }
     )
+    await writer.exec("chmod +x run.sh")
     result = await writer.exec(command)
     assert result.exit_code == 0, result
     assert _json(result.stdout)["ok"] is True

@@ -179,11 +179,13 @@ class Shell:
         When in doubt (a command computed at run time, a nested shell, a program that runs
         other programs), the answer is yes.
         """
+        known = _plain_commands()
         return (
             any(name in script for name in self._commands)
             or analysis.is_opaque
             or analysis.has_interpreter_reentry
-            or not _LAUNCHERS.isdisjoint(analysis.command_names)
+            # a program that runs others, a script run by its path, a script on PATH
+            or any(name not in known and name not in analysis.functions for name in analysis.command_names)
         )
 
     def _interpreter(self, *, with_commands: bool) -> _Interpreter:
@@ -270,10 +272,22 @@ def _analyzer() -> bashkit.Bash:
 
 
 @functools.cache
+def _engine_builtins() -> frozenset[str]:
+    """Every command bashkit itself provides, python3 and sqlite3 included."""
+    return frozenset(bashkit.Bash(python=True, sqlite=True).capabilities().builtins)
+
+
+@functools.cache
+def _plain_commands() -> frozenset[str]:
+    """Commands that can only ever run the engine's own code: a script naming nothing else
+    cannot reach a host command."""
+    return _engine_builtins() - _LAUNCHERS
+
+
+@functools.cache
 def engine_commands() -> tuple[str, ...]:
     """The programs bashkit itself provides (python3 and sqlite3 included), builtins left out."""
-    probe = bashkit.Bash(python=True, sqlite=True)
-    names = probe.capabilities().builtins
+    names = _engine_builtins()
     return tuple(sorted(n for n in names if n[0].isalpha() and n not in _SHELL_BUILTINS))
 
 
