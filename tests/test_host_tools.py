@@ -84,6 +84,9 @@ async def test_the_seed_review_tool_copies_the_writers_file_into_the_reviewer(se
 async def test_only_the_vm_given_the_toolkit_has_its_command(seed):
     _, writer, reviewer = seed
     assert (await writer.exec("which agentos-review")).stdout == "/usr/local/bin/agentos-review\n"
+    await writer.write_file("/home/user/a.ts", "a")
+    by_path = await writer.exec("/usr/local/bin/agentos-review submit --path /home/user/a.ts")
+    assert (by_path.exit_code, _json(by_path.stdout)["ok"]) == (0, True)
     assert (await reviewer.exec("agentos-review submit --path x")).exit_code == 127
 
 
@@ -472,5 +475,70 @@ def test_a_tool_stub_run_where_host_commands_are_missing_fails_without_recursing
         [sys.executable, str(probe)], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("1 ")
-    assert "agentos-review: not a shell builtin" in done.stdout
+    assert done.stdout.startswith("127 ")
+    assert "agentos-review" in done.stdout
+
+
+async def test_a_blocking_plain_function_times_out_without_stopping_the_runtime(start_registry):
+    import threading
+
+    release = threading.Event()
+
+    def execute(input: ProbeInput, ctx: ToolContext) -> dict[str, object]:
+        release.wait(5)  # blocks its thread, never the loop
+        return {}
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute, timeout=0.3)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    call = asyncio.ensure_future(vm.exec("agentos-probe run"))
+    ticks = 0
+    while not call.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    release.set()
+    assert _json(call.result().stdout)["error"] == "TIMEOUT"
+    assert ticks > 10  # the loop kept turning while the tool blocked
+
+
+async def test_a_cancelled_error_raised_by_the_tool_itself_is_an_execution_error(start_registry):
+    async def execute(input: ProbeInput, ctx: ToolContext) -> None:
+        raise asyncio.CancelledError
+
+    registry = await start_registry(vm=agent_os(toolkits=[_probe_kit(execute)]))
+    vm = registry.client().vm.get_or_create(["v"])
+    result = await vm.exec("agentos-probe run")
+    assert (result.exit_code, _json(result.stdout)["error"]) == (1, "EXECUTION_ERROR")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "awk -f t.awk",
+        'awk \'BEGIN { system("agent" "os-review submit --path /home/user/a.ts") }\'',
+        'c=$(cat hook); trap "$c" EXIT',
+        'x=$(cat hook.p); echo "${x@P}" > /dev/null',
+        "mytool; mytool() { :; }",
+    ],
+)
+async def test_commands_that_run_strings_reach_the_tools_too(seed, command):
+    _, writer, reviewer = seed
+    await writer.write_files(
+        {
+            "/home/user/a.ts": "a",
+            "/home/user/t.awk": 'BEGIN { system("agentos-review submit --path /home/user/a.ts") }\n',
+            "/home/user/hook": "agentos-review submit --path /home/user/a.ts",
+            "/home/user/hook.p": "$(agentos-review submit --path /home/user/a.ts)",
+            "/usr/local/bin/mytool": "#!/bin/sh\nagentos-review submit --path /home/user/a.ts\n",
+        }
+    )
+    await writer.exec("chmod +x /usr/local/bin/mytool")
+    with writer_calls(seed) as calls:
+        result = await writer.exec(command)
+        finished = await next_event(calls, "tool.call_finished")
+    assert finished.ok, (command, result)
+    assert await reviewer.read_file("/home/user/a.ts") == b"a"
+
+
+def writer_calls(seed):
+    registry, _, _ = seed
+    return registry.bus.subscribe(types=["tool.call_finished"])

@@ -458,3 +458,55 @@ async def test_file_action_edge_cases_fail_cleanly(vm):
     with pytest.raises(TypeError, match="item 2"):
         await vm.write_files([("first.txt", "1"), "not a pair"])
     assert not await vm.exists("first.txt")
+
+
+async def test_control_bytes_run_and_completions_do_not_leak(vm):
+    assert (await vm.exec("printf 'a\x01b' | wc -c")).stdout == "3\n"
+    await vm.exec("complete -C 'echo INJECTED' foo")
+    assert "INJECTED" not in (await vm.exec("complete -p")).stdout
+
+
+async def test_errors_name_the_path_given_not_where_links_led(vm):
+    await vm.exec("ln -s nowhere dangling && echo x > f && ln -s f filelink")
+    with pytest.raises(FileNotFoundError) as missing:
+        await vm.read_file("dangling")
+    assert missing.value.filename == "/home/user/dangling"
+    with pytest.raises(NotADirectoryError) as under_file:
+        await vm.read_file("filelink/x")
+    assert under_file.value.filename == "/home/user/filelink/x"
+    with pytest.raises(FileExistsError):
+        await vm.mkdir("dangling")
+    assert not await vm.exists("nowhere")
+
+
+def test_a_subdirectory_removed_during_a_recursive_listing_is_skipped():
+    """As `os.walk` does: a command may remove a directory while the host lists the tree."""
+    from agentos_nb.vm.files import VmFiles
+    from agentos_nb.vm.shell import Shell
+
+    shell = Shell(limits=ShellLimits(), commands={})
+    files = VmFiles(shell)
+    files.write_file("t/a/x", "1")
+    files.write_file("t/b/y", "2")
+    listed = shell.list_dir
+
+    def racing(path: str):
+        if path == "/home/user/t/a":
+            raise FileNotFoundError(2, "not found", path)
+        return listed(path)
+
+    shell.list_dir = racing
+    paths = [entry.path for entry in files.readdir_recursive("t")]
+    assert paths == ["/home/user/t/a", "/home/user/t/b", "/home/user/t/b/y"]
+    with pytest.raises(FileNotFoundError):
+        files.readdir_recursive("t/a")  # the directory asked for is another matter
+
+
+async def test_dev_is_not_saved_as_files(start_registry):
+    registry = await start_registry(vm=agent_os(options={"sleep_timeout": 0.1}))
+    vm = registry.client().vm.get_or_create(["dev"])
+    await vm.exec("head -c 4 /dev/urandom | wc -c")
+    actor_id = await vm.resolve()
+    with registry.bus.subscribe(types=["actor.slept"]) as slept:
+        await next_event(slept, "actor.slept")
+    assert b"dev/urandom" not in await registry.store.load_blob(actor_id, "filesystem")

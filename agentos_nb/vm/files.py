@@ -9,10 +9,11 @@ are the `OSError` subclasses Python code already handles, each naming the path.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fnmatch
 import posixpath
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from agentos_nb.vm.models import DirEntry, FileRead, FileStat, FileWrite
 from agentos_nb.vm.shell import HOME, EntryInfo, Shell
@@ -51,7 +52,9 @@ class VmFiles:
         self._shell = shell
 
     def read_file(self, path: str, *, encoding: str | None = None) -> Content:
-        data = self._shell.read(self.real_path(path))
+        given = resolve_path(path)
+        with _naming(given):
+            data = self._shell.read(self.real_path(given))
         return data if encoding is None else data.decode(encoding)
 
     def write_file(self, path: str, content: Content, *, encoding: str = "utf-8") -> None:
@@ -64,14 +67,15 @@ class VmFiles:
             content = content.encode(encoding)
         elif not isinstance(content, bytes | bytearray | memoryview):
             raise TypeError(f"content for {given} must be bytes or str, not {type(content).__name__}")
-        target = self.real_path(given)
-        made = self._make_parents(target)
-        try:
-            self._shell.write(target, bytes(content))
-        except OSError:
-            for directory in reversed(made):
-                self._shell.remove(directory)
-            raise
+        with _naming(given):
+            target = self.real_path(given)
+            made = self._make_parents(target)
+            try:
+                self._shell.write(target, bytes(content))
+            except OSError:
+                for directory in reversed(made):
+                    self._shell.remove(directory)
+                raise
 
     def read_files(self, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
         results = []
@@ -101,13 +105,16 @@ class VmFiles:
         return results
 
     def mkdir(self, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
-        target = self.real_path(path)
+        given = resolve_path(path)
+        target = self.real_path(given, follow_last=False)
         found = self._shell.info(target)
         if found is not None:
-            if found.kind != "directory":
-                raise FileExistsError(errno.EEXIST, "a file is in the way", target)
+            if found.kind == "symlink":  # a link to a directory is one; a dangling link is in the way
+                found = self._shell.info(self.real_path(given))
+            if found is None or found.kind != "directory":
+                raise FileExistsError(errno.EEXIST, "a file is in the way", given)
             if not exist_ok:
-                raise FileExistsError(errno.EEXIST, "directory exists", target)
+                raise FileExistsError(errno.EEXIST, "directory exists", given)
             return
         if parents:
             self._make_parents(target)
@@ -129,7 +136,7 @@ class VmFiles:
             shown, real, depth = pending.pop()
             entries = [
                 entry
-                for entry in self._list(shown, real)
+                for entry in self._list(shown, real, vanished_ok=depth > 1)
                 if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in exclude)
             ]
             found.extend(entries)
@@ -222,12 +229,16 @@ class VmFiles:
             resolved = candidate
         return resolved
 
-    def _list(self, shown: str, real: str) -> list[DirEntry]:
-        """The entries of directory `real`, named under `shown` (the path the caller gave)."""
-        return [
-            _dir_entry(shown, name, info)
-            for name, info in sorted(self._shell.list_dir(real), key=lambda item: item[0])
-        ]
+    def _list(self, shown: str, real: str, *, vanished_ok: bool = False) -> list[DirEntry]:
+        """The entries of directory `real`, named under `shown` (the path the caller gave).
+        `vanished_ok`: a subdirectory a command removed meanwhile has none, as in `os.walk`."""
+        try:
+            entries = self._shell.list_dir(real)
+        except (FileNotFoundError, NotADirectoryError):
+            if not vanished_ok:
+                raise
+            return []
+        return [_dir_entry(shown, name, info) for name, info in sorted(entries, key=lambda item: item[0])]
 
     def _directory(self, path: str) -> tuple[str, str]:
         """The directory `path` as given (resolved) and as it really is (links followed)."""
@@ -256,6 +267,17 @@ class VmFiles:
         for directory in missing:
             self._shell.mkdir(directory)
         return missing
+
+
+@contextlib.contextmanager
+def _naming(given: str) -> Iterator[None]:
+    """Errors name the path the caller gave, not where its symlinks led."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename == given or error.errno is None:
+            raise
+        raise type(error)(error.errno, error.strerror, given) from None
 
 
 def _dir_entry(directory: str, name: str, info: EntryInfo) -> DirEntry:

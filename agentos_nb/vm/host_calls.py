@@ -113,9 +113,12 @@ class HostCalls:
         try:
             try:
                 async with asyncio.timeout(tool.timeout) as deadline:
-                    outcome = tool.execute(model, context)
-                    if inspect.isawaitable(outcome):
-                        outcome = await outcome
+                    if inspect.iscoroutinefunction(tool.execute):
+                        outcome = await tool.execute(model, context)
+                    else:  # a plain function may block: a thread keeps the loop (and the timeout) going
+                        outcome = await asyncio.to_thread(tool.execute, model, context)
+                        if inspect.isawaitable(outcome):
+                            outcome = await outcome
                 result = to_jsonable_python(outcome)
                 reply = CommandReply(stdout=tool_cli.ok_result(result))
             except TimeoutError as error:
@@ -126,6 +129,11 @@ class HostCalls:
                 ) from None
             except ToolError as error:
                 raise _Failed("EXECUTION_ERROR", error.message) from None
+            except asyncio.CancelledError:
+                if _being_cancelled():
+                    raise
+                # the tool's own code raised it; nobody is stopping this call
+                raise _Failed("EXECUTION_ERROR", "CancelledError raised by the tool") from None
             except (Exception, SystemExit) as error:  # SystemExit: tools built on argparse or click
                 raise _Failed("EXECUTION_ERROR", _describe(error)) from None
             code = message = None
@@ -170,6 +178,11 @@ def _publish_finished(
 class _Failed(Exception):
     def __init__(self, code: str, message: str) -> None:
         self.code, self.message = code, message
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _failure(code: str, message: str) -> CommandReply:

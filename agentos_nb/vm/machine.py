@@ -56,9 +56,9 @@ def vm_spec(
     files = {path: (text.encode(), mode) for path, (text, mode) in _OS_FILES.items()}
     files.update(setup.files)
     for kit in toolkits:
-        # `builtin`, not `exec`: where the host command is missing, `exec` would find this
-        # very file again, and bashkit 0.20 has no depth limit there (the process crashes).
-        stub = f'#!/bin/sh\n# {kit.description}\nbuiltin {kit.command} "$@"\n'
+        # An empty PATH: where the host command is missing, a PATH lookup would find this very
+        # file again, and bashkit 0.20 has no depth limit there (the process crashes).
+        stub = f'#!/bin/sh\n# {kit.description}\nPATH= exec {kit.command} "$@"\n'
         files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
     instructions = os_instructions(setup, toolkits, additional_instructions)
     files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
@@ -88,8 +88,9 @@ class AgentVm:
             archive.place_symlink(self.shell, path, target)
 
     async def pack(self) -> bytes:
-        """The files of this life, less those the next boot lays down anyway."""
-        return await asyncio.to_thread(archive.pack, self.shell, self.spec.laid_down)
+        """The files of this life, less those the next boot lays down anyway (and /dev, whose
+        devices the engine provides)."""
+        return await asyncio.to_thread(archive.pack, self.shell, self.spec.laid_down | {"/dev"})
 
     async def exec(
         self,

@@ -142,7 +142,7 @@ class Shell:
         """Run `script` as `bash -c` would in a new process: fresh shell state, shared files."""
         timeout = self.limits.timeout if timeout is None else timeout
         try:
-            analysis = _analyzer().analyze(script)
+            analysis = _analyzer().analyze(_for_analysis(script))
         except bashkit.BashError as error:
             # Checked alone, before it is wrapped: a script that does not parse by itself could
             # otherwise close the wrapping subshell and leave state behind for later scripts.
@@ -179,13 +179,13 @@ class Shell:
         When in doubt (a command computed at run time, a nested shell, a program that runs
         other programs), the answer is yes.
         """
-        known = _plain_commands()
         return (
             any(name in script for name in self._commands)
+            or "@P" in script  # ${x@P} expands a prompt string, which may run commands
             or analysis.is_opaque
             or analysis.has_interpreter_reentry
-            # a program that runs others, a script run by its path, a script on PATH
-            or any(name not in known and name not in analysis.functions for name in analysis.command_names)
+            # a program that runs others, a script run by its path, a script on PATH, a function
+            or not _plain_commands().issuperset(analysis.command_names)
         )
 
     def _interpreter(self, *, with_commands: bool) -> _Interpreter:
@@ -258,9 +258,11 @@ _SHELL_BUILTIN_WORDS = (
 _SHELL_BUILTINS = frozenset(_SHELL_BUILTIN_WORDS.split())
 
 
-# Programs that run commands named in their arguments, where static analysis cannot follow.
+# Commands that run other commands given as arguments or strings, where static analysis cannot
+# follow: programs (xargs, find -exec, awk's system()) and builtins (trap, complete -C, declare).
 _LAUNCHER_WORDS = (
-    "busybox builtin command env exec find flock make nice nohup parallel retry sudo time timeout watch xargs"
+    "awk busybox builtin command compgen complete declare env exec find flock gawk local make mawk "
+    "nawk nice nohup parallel retry sudo time timeout trap typeset watch xargs"
 )
 _LAUNCHERS = frozenset(_LAUNCHER_WORDS.split())
 
@@ -327,16 +329,26 @@ def _builtin(
     return call
 
 
+def _for_analysis(script: str) -> str:
+    """`script` as bashkit's analyzer accepts it: it refuses a few control bytes that `execute`
+    runs (inside words and strings, where a letter in their place parses the same)."""
+    return script.translate(_RESERVED_BYTES)
+
+
+_RESERVED_BYTES = str.maketrans({code: "_" for code in (0x00, 0x01, 0x02, 0x1E, 0x1F)})
+
+
 def _wrap(script: str, cwd: str, env: Mapping[str, str], stdin_token: str | None) -> str:
     """The script in a subshell that starts in `cwd` with `env` exported; the user's text
-    keeps line 1 so that bash's error messages point at the right line. `history -c` comes
-    first: interpreters are reused, and their history would show earlier scripts. Every
+    keeps line 1 so that bash's error messages point at the right line. `history -c` and
+    `complete -r` come first: interpreters are reused, and their history and completion
+    specs (which a subshell does not scope) would show earlier scripts. Every
     interpreter starts in (and, its scripts running in subshells, stays in) the home
     directory, so a script run there needs no `cd`, which costs bashkit a tenth of an `exec`."""
     move = "" if cwd == HOME else f"cd -- {shlex.quote(cwd)} || exit 1; "
     exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in env.items())
     feed = "" if stdin_token is None else f"{_STDIN_COMMAND} {stdin_token} | "
-    return f"history -c; {feed}( {move}{exports}{script}\n)"
+    return f"history -c; complete -r; {feed}( {move}{exports}{script}\n)"
 
 
 def _cut(text: str, limit: int) -> tuple[str, bool]:

@@ -43,7 +43,8 @@ class ToolContext:
 
 
 Execute = Callable[[Any, ToolContext], Awaitable[Any] | Any]
-"""`execute(input, ctx)`: an async function, or a plain one for quick work that never waits."""
+"""`execute(input, ctx)`: an async function, or a plain one, which runs in a worker thread (a
+timeout then answers the caller at once, but cannot stop the thread)."""
 
 
 @dataclass(frozen=True, slots=True)
