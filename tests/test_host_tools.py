@@ -353,41 +353,6 @@ def test_malformed_argv_exits_2_with_a_json_error_naming_the_culprit(values, jun
     assert culprit in body["message"] or repr(culprit) in body["message"]
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        "sh run.sh",
-        "bash run.sh",
-        "source run.sh",
-        ". ./run.sh",
-        "cat run.sh | bash",
-        "$(cat name.txt) submit --path /home/user/a.ts",
-        'tool=$(cat name.txt); "$tool" submit --path /home/user/a.ts',
-        "xargs -a args.txt $(cat name.txt)",
-        "f() { $(cat name.txt) submit --path /home/user/a.ts; }; f",
-        "./run.sh",
-        "/home/user/run.sh",
-        "cp run.sh /usr/local/bin/submit-it && chmod +x /usr/local/bin/submit-it && submit-it",
-    ],
-)
-async def test_tools_are_reachable_however_the_command_is_spelled(seed, command):
-    """Scripts that cannot reach a host command run on a lighter interpreter; these can."""
-    _, writer, reviewer = seed
-    await writer.write_files(
-        {
-            "/home/user/a.ts": "a",
-            "/home/user/run.sh": "#!/bin/sh\nagentos-review submit --path /home/user/a.ts\n",
-            "/home/user/name.txt": "agentos-review",
-            "/home/user/args.txt": "submit --path /home/user/a.ts",
-        }
-    )
-    await writer.exec("chmod +x run.sh")
-    result = await writer.exec(command)
-    assert result.exit_code == 0, result
-    assert _json(result.stdout)["ok"] is True
-    assert await reviewer.read_file("/home/user/a.ts") == b"a"
-
-
 async def test_help_is_asked_where_a_flag_stands_not_as_a_value(seed):
     _, writer, reviewer = seed
     await writer.write_file("/home/user/-h", "odd name")
@@ -510,35 +475,50 @@ async def test_a_cancelled_error_raised_by_the_tool_itself_is_an_execution_error
     assert (result.exit_code, _json(result.stdout)["error"]) == (1, "EXECUTION_ERROR")
 
 
+_CALLS_THE_TOOL = "agentos-review submit --path /home/user/a.ts"
+
+
 @pytest.mark.parametrize(
     "command",
     [
+        "sh run.sh",
+        "bash run.sh",
+        "source run.sh",
+        ". ./run.sh",
+        "cat run.sh | bash",
+        "./run.sh",
+        "/home/user/run.sh",
+        "mytool",
+        "mytool; mytool() { :; }",
+        "$(cat name.txt) submit --path /home/user/a.ts",
+        'tool=$(cat name.txt); "$tool" submit --path /home/user/a.ts',
+        "xargs -a args.txt $(cat name.txt)",
+        "f() { $(cat name.txt) submit --path /home/user/a.ts; }; f",
         "awk -f t.awk",
         'awk \'BEGIN { system("agent" "os-review submit --path /home/user/a.ts") }\'',
         'c=$(cat hook); trap "$c" EXIT',
         'x=$(cat hook.p); echo "${x@P}" > /dev/null',
-        "mytool; mytool() { :; }",
     ],
 )
-async def test_commands_that_run_strings_reach_the_tools_too(seed, command):
-    _, writer, reviewer = seed
+async def test_tools_are_reachable_however_the_command_is_spelled(seed, command):
+    """Scripts that name only the engine's commands run on a lighter interpreter without the
+    host commands; every way of reaching a host command must still find them."""
+    registry, writer, reviewer = seed
     await writer.write_files(
         {
             "/home/user/a.ts": "a",
-            "/home/user/t.awk": 'BEGIN { system("agentos-review submit --path /home/user/a.ts") }\n',
-            "/home/user/hook": "agentos-review submit --path /home/user/a.ts",
-            "/home/user/hook.p": "$(agentos-review submit --path /home/user/a.ts)",
-            "/usr/local/bin/mytool": "#!/bin/sh\nagentos-review submit --path /home/user/a.ts\n",
+            "/home/user/run.sh": f"#!/bin/sh\n{_CALLS_THE_TOOL}\n",
+            "/usr/local/bin/mytool": f"#!/bin/sh\n{_CALLS_THE_TOOL}\n",
+            "/home/user/name.txt": "agentos-review",
+            "/home/user/args.txt": "submit --path /home/user/a.ts",
+            "/home/user/t.awk": f'BEGIN {{ system("{_CALLS_THE_TOOL}") }}\n',
+            "/home/user/hook": _CALLS_THE_TOOL,
+            "/home/user/hook.p": f"$({_CALLS_THE_TOOL})",
         }
     )
-    await writer.exec("chmod +x /usr/local/bin/mytool")
-    with writer_calls(seed) as calls:
+    await writer.exec("chmod +x run.sh /usr/local/bin/mytool")
+    with registry.bus.subscribe(types=["tool.call_finished"]) as calls:
         result = await writer.exec(command)
         finished = await next_event(calls, "tool.call_finished")
     assert finished.ok, (command, result)
     assert await reviewer.read_file("/home/user/a.ts") == b"a"
-
-
-def writer_calls(seed):
-    registry, _, _ = seed
-    return registry.bus.subscribe(types=["tool.call_finished"])
