@@ -143,3 +143,27 @@ class ToolError(AgentOSError):
     `{"ok": false, "error": "EXECUTION_ERROR", "message": ...}` without a Python type name."""
 
     code = "tool.error"
+
+
+class UnknownAgentType(AgentOSError):
+    """`create_session` named an agent type that no installed software package provides."""
+
+    code = "session.unknown_agent_type"
+
+
+class SessionNotFound(AgentOSError):
+    """No session of that id in this VM (never created, or closed and forgotten)."""
+
+    code = "session.not_found"
+
+
+class SessionClosed(AgentOSError):
+    """The session was closed; it keeps its events but takes no more prompts."""
+
+    code = "session.closed"
+
+
+class ModelNotAvailable(AgentOSError):
+    """The model asked for cannot be used: an unknown provider, or its API key is not set."""
+
+    code = "session.model_not_available"

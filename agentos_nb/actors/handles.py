@@ -6,8 +6,11 @@ created) on the first call, and its id is remembered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -127,7 +130,37 @@ class ActorHandle:
         )
 
     async def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
+        """Call an action; a streaming one (an async generator) gives the list of what it yielded."""
         return await self._retrying(lambda actor_id: self._registry.invoke(actor_id, action, args, kwargs))
+
+    async def stream(self, action: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        """Call a streaming action and yield its items as they come.
+
+        The action runs inside the actor (holding sleep off, stopping with it), not in the
+        caller's task; leaving the loop early cancels it.
+        """
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        end = object()
+
+        async def run(actor_id: str) -> None:
+            await self._registry.invoke(actor_id, action, args, kwargs, sink=items.put_nowait)
+
+        async def call() -> None:
+            try:
+                await self._retrying(run)
+            finally:
+                items.put_nowait(end)
+
+        task = asyncio.ensure_future(call())
+        try:
+            while (item := await items.get()) is not end:
+                yield item
+            await task  # the action's error, if it failed
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
         return await self._retrying(lambda actor_id: self._registry.dead_letters(actor_id, queue))
@@ -136,13 +169,15 @@ class ActorHandle:
         """Put a dead letter back at the tail of its queue, its attempts reset."""
         await self._retrying(lambda actor_id: self._registry.replay(actor_id, message_id))
 
-    def __getattr__(self, action: str) -> Callable[..., Awaitable[Any]]:
+    def __getattr__(self, action: str) -> Callable[..., Awaitable[Any] | AsyncIterator[Any]]:
         if action.startswith("_"):
             raise AttributeError(action)
         definition = self._registry.definitions[self._name]
         if action not in definition.actions:
             defined = ", ".join(sorted(definition.actions)) or "none"
             raise UnknownAction(f"actor {self._name!r} has no action {action!r} (defined: {defined})")
+        if inspect.isasyncgenfunction(definition.actions[action]):
+            return functools.partial(self.stream, action)
         return functools.partial(self.call, action)
 
     def __dir__(self) -> list[str]:

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pydantic_core
@@ -127,7 +127,9 @@ class ActorInstance:
                 self._writes_drained = None
             self._last_active = self._loop.time()
 
-    async def call_action(self, name: str, args: Any, kwargs: dict[str, Any]) -> Any:
+    async def call_action(
+        self, name: str, args: Any, kwargs: dict[str, Any], *, sink: Callable[[Any], None] | None = None
+    ) -> Any:
         action = self.definition.actions.get(name)
         if action is None:
             defined = ", ".join(sorted(self.definition.actions)) or "none"
@@ -137,7 +139,7 @@ class ActorInstance:
         call_id = next(_call_ids)
         started = time.monotonic()
         self._emit(ActionStarted, action=name, call_id=call_id)
-        task = self._loop.create_task(self._run_action(action, args, kwargs))
+        task = self._loop.create_task(self._run_action(action, args, kwargs, sink))
         self._tasks.add(task)
         error: BaseException | None = None
         try:
@@ -174,11 +176,21 @@ class ActorInstance:
                 error=None if error is None else f"{type(error).__name__}: {error}",
             )
 
-    async def _run_action(self, action: Callable[..., Any], args: Any, kwargs: dict[str, Any]) -> Any:
+    async def _run_action(
+        self,
+        action: Callable[..., Any],
+        args: Any,
+        kwargs: dict[str, Any],
+        sink: Callable[[Any], None] | None,
+    ) -> Any:
         """An action that takes messages consumes them like the run loop: returning
-        acknowledges its plain ones, failing gives them back as a failed attempt."""
+        acknowledges its plain ones, failing gives them back as a failed attempt. A streaming
+        action (an async generator) hands each item to `sink`, or returns them all as a list."""
         try:
-            result = await _call(action, self.context, *args, **kwargs)
+            if inspect.isasyncgenfunction(action):
+                result = await _drain(action(self.context, *args, **kwargs), sink)
+            else:
+                result = await _call(action, self.context, *args, **kwargs)
         except asyncio.CancelledError:
             await self.consumer.abandon(error=None)
             raise
@@ -366,6 +378,14 @@ class ActorInstance:
         bus = self.registry.bus
         if bus.active:
             bus.publish(kind(actor=self.ref, **fields))
+
+
+async def _drain(items: AsyncIterator[Any], sink: Callable[[Any], None] | None) -> list[Any] | None:
+    if sink is None:
+        return [item async for item in items]
+    async for item in items:
+        sink(item)
+    return None
 
 
 async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

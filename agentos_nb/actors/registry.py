@@ -13,7 +13,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 import pydantic
@@ -409,11 +409,19 @@ class Registry:
         # No await since the message was stored: no consumer can have completed it yet.
         return await self._await_outcome(message.id, deadline)
 
-    async def invoke(self, actor_id: str, action: str, args: Any, kwargs: dict[str, Any]) -> Any:
+    async def invoke(
+        self,
+        actor_id: str,
+        action: str,
+        args: Any,
+        kwargs: dict[str, Any],
+        *,
+        sink: Callable[[Any], None] | None = None,
+    ) -> Any:
         while True:
             instance = await self.awake(actor_id)
             try:
-                return await instance.call_action(action, args, kwargs)
+                return await instance.call_action(action, args, kwargs, sink=sink)
             except MailboxClosed:
                 continue
 

@@ -9,7 +9,7 @@ the files of the very VM whose command is waiting on that tool.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -20,11 +20,13 @@ from agentos_nb.errors import InvalidDefinition
 from agentos_nb.vm.files import Content
 from agentos_nb.vm.machine import AgentVm, vm_spec
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
+from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate
 from agentos_nb.vm.shell import HOME, ShellLimits
 from agentos_nb.vm.software import SoftwarePackage, install_all
 from agentos_nb.vm.toolkits import Toolkit
 
 FILESYSTEM_BLOB = "filesystem"
+SESSIONS_BLOB = "sessions"
 
 # A VM's calls are long (commands, agent turns): each limits itself, not the actor's default.
 _VM_OPTIONS: dict[str, Any] = {"action_timeout": 24 * 3600.0}
@@ -59,7 +61,7 @@ def agent_os(
     return actor(
         vars=lambda c: AgentVm(c, spec),
         on_wake=_boot,
-        on_sleep=_save_files,
+        on_sleep=_save,
         actions=_ACTIONS,
         options={**_VM_OPTIONS, **(options or {})},
     )
@@ -67,10 +69,17 @@ def agent_os(
 
 async def _boot(c: ActorContext) -> None:
     await c.vars.boot(await c.load_blob(FILESYSTEM_BLOB))
+    sessions = await c.load_blob(SESSIONS_BLOB)
+    if sessions is not None:
+        c.vars.sessions.restore(sessions)
 
 
-async def _save_files(c: ActorContext) -> None:
-    await c.save_blob(FILESYSTEM_BLOB, await c.vars.pack())
+async def _save(c: ActorContext) -> None:
+    """Files and open sessions, for the next wake."""
+    vm = _vm(c)
+    await vm.sessions.close_all()
+    await c.save_blob(FILESYSTEM_BLOB, await vm.pack())
+    await c.save_blob(SESSIONS_BLOB, vm.sessions.export())
 
 
 def _vm(c: ActorContext) -> AgentVm:
@@ -141,6 +150,66 @@ async def exec_command(
     return await _vm(c).exec(command, env=env, cwd=cwd, stdin=stdin, timeout=timeout)
 
 
+async def create_session(
+    c: ActorContext,
+    agent_type: str = "pi",
+    *,
+    model: Any = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    additional_instructions: str | None = None,
+) -> SessionInfo:
+    """Start a conversation with an agent of `agent_type` in this VM.
+
+    `model` is a pydantic-ai model or model name; without one, `ANTHROPIC_API_KEY` or
+    `OPENAI_API_KEY` (in `env`, then the host's environment) picks a provider, and with
+    neither the offline model answers. `env` holds keys and settings for the model client on
+    the host: none of it enters the VM.
+    """
+    return await _vm(c).sessions.create(
+        agent_type, model=model, env=env, cwd=cwd, additional_instructions=additional_instructions
+    )
+
+
+async def send_prompt(c: ActorContext, session_id: str, text: str) -> PromptResult:
+    """Run one turn and return its final text. While another turn of the session runs, waits
+    for it first."""
+    return await _vm(c).sessions.prompt(session_id, text)
+
+
+async def stream_prompt(c: ActorContext, session_id: str, text: str) -> AsyncIterator[SessionUpdate]:
+    """Run one turn, yielding its updates as they happen; the last is `turn_ended`. Leaving
+    the loop early cancels the turn."""
+    async for update in _vm(c).sessions.stream(session_id, text):
+        yield update
+
+
+async def cancel_prompt(c: ActorContext, session_id: str) -> bool:
+    """Stop the running turn; returns once it has stopped (True), or False if none was running."""
+    return await _vm(c).sessions.cancel(session_id)
+
+
+async def close_session(c: ActorContext, session_id: str) -> None:
+    await _vm(c).sessions.close(session_id)
+
+
+async def list_sessions(c: ActorContext, *, include_closed: bool = False) -> list[SessionInfo]:
+    return _vm(c).sessions.list(include_closed=include_closed)
+
+
+async def get_session(c: ActorContext, session_id: str) -> SessionInfo:
+    return _vm(c).sessions.get(session_id)
+
+
+async def get_session_events(c: ActorContext, session_id: str, *, since: int = 0) -> list[SessionUpdate]:
+    """The session's updates numbered after `since`, oldest first."""
+    return _vm(c).sessions.events(session_id, since)
+
+
+async def list_agents(c: ActorContext) -> list[AgentTypeInfo]:
+    return _vm(c).sessions.agent_types()
+
+
 _ACTIONS = {
     "read_file": read_file,
     "write_file": write_file,
@@ -154,4 +223,13 @@ _ACTIONS = {
     "move": move,
     "delete_file": delete_file,
     "exec": exec_command,
+    "create_session": create_session,
+    "send_prompt": send_prompt,
+    "stream_prompt": stream_prompt,
+    "cancel_prompt": cancel_prompt,
+    "close_session": close_session,
+    "list_sessions": list_sessions,
+    "get_session": get_session,
+    "get_session_events": get_session_events,
+    "list_agents": list_agents,
 }

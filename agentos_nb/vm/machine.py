@@ -16,6 +16,7 @@ from agentos_nb.vm.files import VmFiles, resolve_path
 from agentos_nb.vm.host_calls import HostCalls
 from agentos_nb.vm.instructions import INSTRUCTIONS_PATH, os_instructions
 from agentos_nb.vm.models import ExecResult
+from agentos_nb.vm.sessions import Sessions
 from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, Shell, ShellLimits
 from agentos_nb.vm.software import VmSetup
 from agentos_nb.vm.toolkits import Toolkit
@@ -74,6 +75,12 @@ class AgentVm:
             limits=spec.limits, commands=host_calls.commands(), features=frozenset(spec.setup.features)
         )
         self.files = VmFiles(self.shell)
+        self.sessions = Sessions(c, self, spec.setup.agent_types)
+
+    @property
+    def instructions(self) -> str:
+        """/etc/agentos/instructions.md as this VM type wrote it, for agents' system prompts."""
+        return self.spec.boot_files[INSTRUCTIONS_PATH][0].decode()
 
     async def boot(self, saved: bytes | None) -> None:
         """Bring back the files of the last life, then lay the OS and packages over them,
@@ -110,7 +117,7 @@ class AgentVm:
                 raise TypeError(f"exec env: the value of {name} must be a str, not {type(value).__name__}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"exec timeout must be a positive number of seconds, not {timeout!r}")
-        directory = HOME if cwd is None else self._checked_cwd(cwd)
+        directory = HOME if cwd is None else self.checked_cwd(cwd)
         if isinstance(stdin, bytes):
             try:
                 stdin = stdin.decode()
@@ -138,7 +145,7 @@ class AgentVm:
             timed_out=run.timed_out,
         )
 
-    def _checked_cwd(self, cwd: str) -> str:
+    def checked_cwd(self, cwd: str) -> str:
         """A cwd that is not there is the caller's mistake, said on the host. (Home is not
         checked: a command that removed it leaves later ones where a terminal would be.)"""
         found = self.files.stat(cwd)

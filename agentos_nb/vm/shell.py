@@ -140,13 +140,11 @@ class Shell:
         timeout: float | None = None,
     ) -> ShellRun:
         """Run `script` as `bash -c` would in a new process: fresh shell state, shared files."""
-        timeout = self.limits.timeout if timeout is None else timeout
-        try:
-            analysis = _analyzer().analyze(_for_analysis(script))
-        except bashkit.BashError as error:
-            # Checked alone, before it is wrapped: a script that does not parse by itself could
-            # otherwise close the wrapping subshell and leave state behind for later scripts.
-            return ShellRun(_SYNTAX_ERROR_EXIT, "", f"bash: {error}\n", False, False)
+        # Checked alone, before it is wrapped: a script that does not parse by itself could
+        # otherwise close the wrapping subshell and leave state behind for later scripts.
+        analysis = _parse(script)
+        if isinstance(analysis, ShellRun):
+            return analysis
         with_commands = stdin is not None or self._may_call_commands(script, analysis)
         interpreter = self._idle.pop(with_commands, None) or self._interpreter(with_commands=with_commands)
         token = None
@@ -154,20 +152,34 @@ class Shell:
             token = secrets.token_hex(8)
             self._stdin_by_token[token] = stdin
         try:
-            # On timeout (or cancellation) bashkit stops the script, even inside sleep or
-            # python3, and the interpreter is dropped: the next script starts on another.
+            run = await self._execute(interpreter, _wrap(script, cwd, env or {}, token), timeout)
+        finally:
+            if token is not None:
+                self._stdin_by_token.pop(token, None)
+        if not run.timed_out:
+            self._idle.setdefault(with_commands, interpreter)
+        return run
+
+    def persistent(self, cwd: str = HOME) -> PersistentShell:
+        """A shell whose state (cwd, variables, functions) lasts from one script to the next."""
+        return PersistentShell(self, cwd)
+
+    async def _execute(self, interpreter: _Interpreter, script: str, timeout: float | None) -> ShellRun:
+        """Run `script` as given on `interpreter`, within `timeout` (the limit's by default).
+
+        On timeout (or cancellation) bashkit stops the script, even inside sleep or python3;
+        the caller must drop the interpreter, since what a stopped script left in it is unknown.
+        """
+        timeout = self.limits.timeout if timeout is None else timeout
+        try:
             async with asyncio.timeout(timeout):
-                result = await interpreter.bash.execute(_wrap(script, cwd, env or {}, token))
+                result = await interpreter.bash.execute(script)
         except TimeoutError:
             await interpreter.stop_commands()
             return ShellRun(_TIMED_OUT_EXIT, "", _timed_out_message(timeout), False, True)
         except asyncio.CancelledError:
             await asyncio.shield(interpreter.stop_commands())
             raise
-        finally:
-            if token is not None:
-                self._stdin_by_token.pop(token, None)
-        self._idle.setdefault(with_commands, interpreter)
         stdout, stdout_cut = _cut(result.stdout, self.limits.max_output_bytes)
         stderr, stderr_cut = _cut(result.stderr, self.limits.max_output_bytes)
         truncated = stdout_cut or stderr_cut or result.stdout_truncated or result.stderr_truncated
@@ -188,14 +200,14 @@ class Shell:
             or not _plain_commands().issuperset(analysis.command_names)
         )
 
-    def _interpreter(self, *, with_commands: bool) -> _Interpreter:
+    def _interpreter(self, *, with_commands: bool, cwd: str = HOME) -> _Interpreter:
         running: set[asyncio.Task[object]] = set()
         builtins = {name: _builtin(handler, running) for name, handler in self._commands.items()}
         builtins[_STDIN_COMMAND] = self._feed_stdin
         bash = bashkit.Bash(
             username=USERNAME,
             hostname=HOSTNAME,
-            cwd=HOME,
+            cwd=cwd,
             env=dict(BASE_ENV),
             max_commands=self.limits.max_commands,
             max_loop_iterations=self.limits.max_loop_iterations,
@@ -246,6 +258,44 @@ class Shell:
     def list_dir(self, path: str) -> list[tuple[str, EntryInfo]]:
         entries = _fs_call(path, self._fs.read_dir, path)
         return [(entry["name"], _entry_info(entry["metadata"])) for entry in entries]
+
+
+class PersistentShell:
+    """A shell that keeps its state between scripts, as a terminal does: an agent session's
+    `bash` tool, where `cd` and variables carry over. Host commands are always reachable.
+
+    A script that times out or is cancelled costs the shell its state: its interpreter is
+    dropped, and the next script starts afresh in the first working directory.
+    """
+
+    def __init__(self, shell: Shell, cwd: str) -> None:
+        self._shell = shell
+        self._cwd = cwd
+        self._interpreter: _Interpreter | None = None
+
+    async def run(self, script: str, *, timeout: float | None = None) -> ShellRun:
+        analysis = _parse(script)
+        if isinstance(analysis, ShellRun):
+            return analysis
+        if self._interpreter is None:
+            self._interpreter = self._shell._interpreter(with_commands=True, cwd=self._cwd)
+        interpreter = self._interpreter
+        try:
+            run = await self._shell._execute(interpreter, script, timeout)
+        except asyncio.CancelledError:
+            self._interpreter = None
+            raise
+        if run.timed_out:
+            self._interpreter = None
+        return run
+
+
+def _parse(script: str) -> bashkit.ScriptAnalysis | ShellRun:
+    """The script's analysis, or the run bash would report for a script that does not parse."""
+    try:
+        return _analyzer().analyze(_for_analysis(script))
+    except bashkit.BashError as error:
+        return ShellRun(_SYNTAX_ERROR_EXIT, "", f"bash: {error}\n", False, False)
 
 
 # Parts of the shell language rather than programs: real systems have no /usr/bin entry for them.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from agentos_nb.errors import InvalidDefinition
+from agentos_nb.vm.sessions import AgentType
 from agentos_nb.vm.shell import Feature, engine_commands
 
 
@@ -22,7 +23,7 @@ class VmSetup:
     links: dict[str, str] = field(default_factory=dict)
     features: set[Feature] = field(default_factory=set)
     instructions: list[str] = field(default_factory=list)
-    agent_types: dict[str, object] = field(default_factory=dict)
+    agent_types: dict[str, AgentType] = field(default_factory=dict)
     packages: list[str] = field(default_factory=list)
 
     def add_file(self, path: str, content: bytes | str, *, mode: int = 0o644) -> None:
@@ -43,7 +44,7 @@ class VmSetup:
         """A section of /etc/agentos/instructions.md, which agents read in their system prompt."""
         self.instructions.append(text.strip())
 
-    def add_agent_type(self, name: str, agent_type: object) -> None:
+    def add_agent_type(self, name: str, agent_type: AgentType) -> None:
         if name in self.agent_types:
             raise InvalidDefinition(f"two packages both provide the agent type {name!r}")
         self.agent_types[name] = agent_type

@@ -1,0 +1,363 @@
+"""Agent sessions in a VM: the table of them, their turns and their numbered updates.
+
+This module knows nothing of any agent or model. An agent type (the `pi` package brings one)
+opens an `AgentSession`, which runs turns and reports what happens through `emit`; the table
+numbers and keeps those updates, publishes them on the bus, and feeds `stream_prompt`.
+
+Choices where Rivet's users complain:
+- A prompt sent while a turn of the same session runs waits for it (first come, first
+  served), rather than being refused: cells and queue loops can send without coordinating.
+- `cancel_prompt` returns only once the turn has stopped, and the turn then ends with the
+  stop reason `cancelled`; its `send_prompt` returns normally.
+- Sessions outlive sleep: their conversation and updates are saved with the VM and picked up
+  on wake. (The session shell's state, such as its cwd, starts afresh.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pydantic
+
+from agentos_nb.errors import SessionClosed, SessionNotFound, UnknownAgentType
+from agentos_nb.vm.session_models import (
+    AgentTypeInfo,
+    PromptResult,
+    SessionInfo,
+    SessionUpdate,
+    StopReason,
+    TurnEnded,
+    Usage,
+    UserMessageChunk,
+)
+from agentos_nb.vm.session_models import SessionClosed as SessionClosedEvent
+from agentos_nb.vm.session_models import SessionCreated as SessionCreatedEvent
+from agentos_nb.vm.session_models import SessionUpdated as SessionUpdatedEvent
+from agentos_nb.vm.shell import HOME
+
+if TYPE_CHECKING:
+    from agentos_nb.actors.context import ActorContext
+    from agentos_nb.vm.machine import AgentVm
+
+CLOSED_SESSIONS_KEPT = 100
+"""Closed sessions whose info and updates stay readable; older ones are forgotten."""
+
+_UPDATES = pydantic.TypeAdapter(list[SessionUpdate])
+
+Emit = Callable[[SessionUpdate], None]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    text: str
+    stop_reason: StopReason
+    usage: Usage
+    error: str | None = None
+
+
+class AgentSession(Protocol):
+    """One conversation of an agent type, as the table drives it."""
+
+    model: str
+    offline: bool
+    model_reason: str
+
+    async def run_turn(self, text: str, emit: Emit) -> TurnOutcome:
+        """Answer `text`, reporting updates through `emit`. Cancellation stops the turn and
+        must leave the conversation able to go on."""
+        ...
+
+    def export(self) -> bytes:
+        """The conversation so far, to be handed back as `SessionRequest.saved`."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    session_id: str
+    vm: AgentVm
+    cwd: str
+    env: Mapping[str, str]
+    """The session's secrets and settings (API keys, base URLs): for the model client, never the VM."""
+    model: Any
+    additional_instructions: str | None
+    saved: bytes | None = None
+    """A conversation exported before the VM slept, to continue."""
+
+
+class AgentType(Protocol):
+    description: str
+
+    def open_session(self, request: SessionRequest) -> AgentSession: ...
+
+
+@dataclass
+class _Session:
+    info: SessionInfo
+    agent: AgentSession | None
+    request: SessionRequest | None
+    updates: list[SessionUpdate] = field(default_factory=list)
+    turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turn: asyncio.Task[PromptResult] | None = None
+    cancelling: bool = False
+    listeners: set[Callable[[SessionUpdate], None]] = field(default_factory=set)
+
+
+class Sessions:
+    """The sessions of one awake VM."""
+
+    def __init__(self, c: ActorContext, vm: AgentVm, agent_types: Mapping[str, AgentType]) -> None:
+        self._c = c
+        self._vm = vm
+        self._agent_types = dict(agent_types)
+        self._live: dict[str, _Session] = {}
+        self._closed: collections.OrderedDict[str, _Session] = collections.OrderedDict()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def agent_types(self) -> list[AgentTypeInfo]:
+        return [AgentTypeInfo(name=name, description=t.description) for name, t in self._agent_types.items()]
+
+    async def create(
+        self,
+        agent_type: str,
+        *,
+        model: Any,
+        env: Mapping[str, str] | None,
+        cwd: str | None,
+        additional_instructions: str | None,
+    ) -> SessionInfo:
+        kind = self._agent_types.get(agent_type) if isinstance(agent_type, str) else None
+        if kind is None:
+            known = ", ".join(sorted(self._agent_types)) or "none: install one, e.g. software=[common, pi]"
+            raise UnknownAgentType(f"this VM has no agent type {agent_type!r} (installed: {known})")
+        env = _checked_env(env)
+        if additional_instructions is not None and not isinstance(additional_instructions, str):
+            raise TypeError("additional_instructions must be a str")
+        directory = HOME if cwd is None else self._vm.checked_cwd(cwd)
+        request = SessionRequest(
+            session_id=f"s-{secrets.token_hex(6)}",
+            vm=self._vm,
+            cwd=directory,
+            env=env,
+            model=model,
+            additional_instructions=additional_instructions,
+        )
+        return self._open(agent_type, kind, request, created_at=time.time())
+
+    async def prompt(self, session_id: str, text: str, listener: Emit | None = None) -> PromptResult:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("a prompt must be a non-empty str")
+        session = self._session(session_id)
+        async with session.turn_lock:  # a second prompt waits for the turn before it
+            if session.agent is None:
+                raise SessionClosed(f"session {session_id!r} was closed while this prompt waited")
+            if listener is not None:
+                session.listeners.add(listener)
+            session.turn = asyncio.create_task(self._turn(session, session.agent, text))
+            try:
+                return await session.turn
+            finally:
+                session.turn = None
+                session.cancelling = False
+                if listener is not None:
+                    session.listeners.discard(listener)
+
+    async def stream(self, session_id: str, text: str) -> AsyncIterator[SessionUpdate]:
+        """The updates of one turn as they happen, ending with its `turn_ended`."""
+        updates: asyncio.Queue[SessionUpdate] = asyncio.Queue()
+        turn = asyncio.create_task(self.prompt(session_id, text, listener=updates.put_nowait))
+        try:
+            while True:
+                getter = asyncio.ensure_future(updates.get())
+                await asyncio.wait({getter, turn}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    break
+                update = getter.result()
+                yield update
+                if isinstance(update, TurnEnded):
+                    break
+            while not updates.empty():
+                yield updates.get_nowait()
+            await turn  # a prompt refused (closed, bad text) raises here
+        finally:
+            if not turn.done():  # the caller stopped reading: the turn stops too
+                await self.cancel(session_id)
+                await asyncio.wait({turn})
+
+    async def cancel(self, session_id: str) -> bool:
+        """Stop the running turn and wait until it has stopped; False when none was running."""
+        session = self._session(session_id, closed_ok=True)
+        turn = session.turn
+        if turn is None or turn.done():
+            return False
+        session.cancelling = True
+        turn.cancel()
+        await asyncio.wait({turn})
+        return True
+
+    async def close(self, session_id: str) -> None:
+        """Stop the session's turn, if any, and free its agent; its info and updates stay readable."""
+        session = self._session(session_id, closed_ok=True)
+        if session.agent is None:
+            return
+        await self.cancel(session_id)
+        agent, session.agent, session.request = session.agent, None, None
+        await agent.close()
+        session.info = session.info.model_copy(update={"closed": True, "busy": False})
+        del self._live[session_id]
+        self._closed[session_id] = session
+        while len(self._closed) > CLOSED_SESSIONS_KEPT:
+            self._closed.popitem(last=False)
+        c = self._c
+        if c.events.active:
+            c.events.publish(SessionClosedEvent(actor=c.ref, session_id=session_id))
+
+    def list(self, *, include_closed: bool = False) -> list[SessionInfo]:
+        sessions = [*self._live.values(), *(self._closed.values() if include_closed else ())]
+        return [s.info for s in sorted(sessions, key=lambda s: s.info.created_at)]
+
+    def get(self, session_id: str) -> SessionInfo:
+        return self._session(session_id, closed_ok=True).info
+
+    def events(self, session_id: str, since: int = 0) -> list[SessionUpdate]:
+        if not isinstance(since, int) or since < 0:
+            raise ValueError(f"since must be a sequence number (an int >= 0), not {since!r}")
+        updates = self._session(session_id, closed_ok=True).updates
+        return updates[since:]  # update n sits at index n - 1
+
+    # --- sleep and wake --------------------------------------------------------------------
+
+    def export(self) -> bytes:
+        """The open sessions, for the VM's next life."""
+        saved = []
+        for session in self._live.values():
+            assert session.agent is not None
+            assert session.request is not None
+            saved.append(
+                {
+                    "info": session.info.model_dump(mode="json"),
+                    "model": session.request.model if isinstance(session.request.model, str) else None,
+                    "additional_instructions": session.request.additional_instructions,
+                    "conversation": session.agent.export().decode(),
+                    "updates": _UPDATES.dump_python(session.updates, mode="json"),
+                }
+            )
+        return json.dumps(saved).encode()
+
+    def restore(self, saved: bytes) -> None:
+        """Reopen the sessions of the last life. Keys are not saved, so a session continues
+        with the keys of the host's environment."""
+        for entry in json.loads(saved):
+            info = SessionInfo.model_validate(entry["info"]).model_copy(update={"busy": False})
+            kind = self._agent_types.get(info.agent_type)
+            if kind is None:
+                continue  # its package is gone from this VM type
+            request = SessionRequest(
+                session_id=info.session_id,
+                vm=self._vm,
+                cwd=info.cwd,
+                env={},
+                model=entry["model"],
+                additional_instructions=entry["additional_instructions"],
+                saved=entry["conversation"].encode(),
+            )
+            session = self._start(info.agent_type, kind, request, created_at=info.created_at)
+            session.info = session.info.model_copy(update={"turns": info.turns})
+            session.updates = _UPDATES.validate_python(entry["updates"])
+
+    async def close_all(self) -> None:
+        """Stop every turn (the VM is going to sleep); the sessions themselves are exported."""
+        for session_id in list(self._live):
+            await self.cancel(session_id)
+
+    # --- inside ----------------------------------------------------------------------------
+
+    def _open(self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float) -> SessionInfo:
+        session = self._start(name, kind, request, created_at=created_at)
+        c = self._c
+        if c.events.active:
+            c.events.publish(SessionCreatedEvent(actor=c.ref, session=session.info))
+        return session.info
+
+    def _start(self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float) -> _Session:
+        agent = kind.open_session(request)
+        info = SessionInfo(
+            session_id=request.session_id,
+            agent_type=name,
+            model=agent.model,
+            offline=agent.offline,
+            cwd=request.cwd,
+            created_at=created_at,
+        )
+        session = _Session(info=info, agent=agent, request=request)
+        self._live[request.session_id] = session
+        return session
+
+    async def _turn(self, session: _Session, agent: AgentSession, text: str) -> PromptResult:
+        session.info = session.info.model_copy(update={"busy": True, "turns": session.info.turns + 1})
+        emit = functools.partial(self._emit, session)
+        emit(UserMessageChunk(content={"type": "text", "text": text}))  # type: ignore[arg-type]
+        try:
+            outcome = await agent.run_turn(text, emit)
+        except asyncio.CancelledError:
+            if not session.cancelling:
+                raise  # the VM is stopping, or the caller was cancelled: not ours to swallow
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            outcome = TurnOutcome("", "cancelled", Usage())
+        finally:
+            session.info = session.info.model_copy(update={"busy": False})
+        emit(TurnEnded(stop_reason=outcome.stop_reason, usage=outcome.usage, error=outcome.error))
+        return PromptResult(
+            session_id=session.info.session_id,
+            text=outcome.text,
+            stop_reason=outcome.stop_reason,
+            usage=outcome.usage,
+            error=outcome.error,
+        )
+
+    def _emit(self, session: _Session, update: SessionUpdate) -> None:
+        numbered = update.model_copy(
+            update={"seq": len(session.updates) + 1, "session_id": session.info.session_id}
+        )
+        session.updates.append(numbered)
+        for listener in session.listeners:
+            listener(numbered)
+        c = self._c
+        if c.events.active:
+            c.events.publish(SessionUpdatedEvent(actor=c.ref, update=numbered))
+
+    def _session(self, session_id: str, *, closed_ok: bool = False) -> _Session:
+        session = self._live.get(session_id)
+        if session is not None:
+            return session
+        closed = self._closed.get(session_id)
+        if closed is not None:
+            if closed_ok:
+                return closed
+            raise SessionClosed(f"session {session_id!r} is closed; create a new one")
+        raise SessionNotFound(f"this VM has no session {session_id!r}")
+
+
+def _checked_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    if not isinstance(env, Mapping):
+        raise TypeError(f"env must be a mapping of names to str values, not {type(env).__name__}")
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"env must map str names to str values; {name!r} does not")
+    return dict(env)
