@@ -18,6 +18,20 @@ def anyio_backend() -> str:
     return "asyncio"  # the runtime is built on asyncio tasks; trio is not supported
 
 
+MODEL_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def no_real_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real model: requests are refused, and the keys of the machine running
+    the tests are hidden, so sessions fall back to the offline model unless a test says otherwise."""
+    import pydantic_ai.models
+
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", False)
+    for name in MODEL_KEYS:
+        monkeypatch.delenv(name, raising=False)
+
+
 async def wait_until(
     condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0, interval: float = 0.005
 ) -> None:

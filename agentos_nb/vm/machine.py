@@ -17,7 +17,7 @@ from agentos_nb.vm.host_calls import HostCalls
 from agentos_nb.vm.instructions import INSTRUCTIONS_PATH, os_instructions
 from agentos_nb.vm.models import ExecResult
 from agentos_nb.vm.sessions import Sessions
-from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, Shell, ShellLimits
+from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, Shell, ShellLimits, ShellRun
 from agentos_nb.vm.software import VmSetup
 from agentos_nb.vm.toolkits import Toolkit
 
@@ -125,18 +125,7 @@ class AgentVm:
                 raise ValueError(f"exec stdin must be text (UTF-8); byte {error.start} is not") from None
         started = time.monotonic()
         run = await self.shell.run(command, cwd=directory, env=env, stdin=stdin, timeout=timeout)
-        c = self._c
-        if c.events.active:
-            c.events.publish(
-                ShellCommandRun(
-                    actor=c.ref,
-                    command=command,
-                    cwd=directory,
-                    exit_code=run.exit_code,
-                    duration=time.monotonic() - started,
-                    timed_out=run.timed_out,
-                )
-            )
+        self.note_command(command, directory, run, time.monotonic() - started)
         return ExecResult(
             exit_code=run.exit_code,
             stdout=run.stdout,
@@ -144,6 +133,21 @@ class AgentVm:
             truncated=run.truncated,
             timed_out=run.timed_out,
         )
+
+    def note_command(self, command: str, cwd: str, run: ShellRun, duration: float) -> None:
+        """Tell the bus a command ran, whoever ran it (`exec`, or a session's bash tool)."""
+        c = self._c
+        if c.events.active:
+            c.events.publish(
+                ShellCommandRun(
+                    actor=c.ref,
+                    command=command,
+                    cwd=cwd,
+                    exit_code=run.exit_code,
+                    duration=duration,
+                    timed_out=run.timed_out,
+                )
+            )
 
     def checked_cwd(self, cwd: str) -> str:
         """A cwd that is not there is the caller's mistake, said on the host. (Home is not

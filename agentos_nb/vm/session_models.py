@@ -37,6 +37,8 @@ class SessionInfo(_Acp):
     agent_type: str
     model: str
     """The model's name, as `provider:name` (`offline:agentos` for the offline model)."""
+    model_reason: str
+    """Why this model: given explicitly, picked by an API key, or the offline fallback."""
     offline: bool
     """True when replies come from the offline model rather than a real one."""
     cwd: str

@@ -30,6 +30,7 @@ import pydantic
 from agentos_nb.errors import SessionClosed, SessionNotFound, UnknownAgentType
 from agentos_nb.vm.session_models import (
     AgentTypeInfo,
+    Notice,
     PromptResult,
     SessionInfo,
     SessionUpdate,
@@ -289,7 +290,15 @@ class Sessions:
         c = self._c
         if c.events.active:
             c.events.publish(SessionCreatedEvent(actor=c.ref, session=session.info))
-        return session.info
+        info = session.info
+        self._emit(
+            session,
+            Notice(
+                level="warning" if info.offline else "info",
+                text=f"{name} on {info.model}: {info.model_reason}",
+            ),
+        )
+        return info
 
     def _start(self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float) -> _Session:
         agent = kind.open_session(request)
@@ -297,6 +306,7 @@ class Sessions:
             session_id=request.session_id,
             agent_type=name,
             model=agent.model,
+            model_reason=agent.model_reason,
             offline=agent.offline,
             cwd=request.cwd,
             created_at=created_at,

@@ -1,0 +1,244 @@
+"""The coding agent's four tools, `read`, `write`, `edit` and `bash`, acting on one VM.
+
+Each call gives the model a text to read, and the session's transcript an ACP tool call and
+its update. Failures are results too (text starting with `Error: `): the model reads them and
+tries again, as it would read a failed command.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from pydantic_ai.tools import ToolDefinition
+
+from agentos_nb.agents.tool_inputs import TOOL_INPUTS, BashInput, EditInput, ReadInput, WriteInput
+from agentos_nb.vm.files import resolve_path
+from agentos_nb.vm.session_models import (
+    DiffContent,
+    TextContent,
+    ToolCallContent,
+    ToolCallLocation,
+    ToolCallStatus,
+    ToolKind,
+)
+
+if TYPE_CHECKING:
+    from agentos_nb.vm.machine import AgentVm
+
+READ_LINE_LIMIT = 2000
+READ_BYTE_LIMIT = 50_000
+OUTPUT_BYTE_LIMIT = 50_000
+"""What one tool result may hand the model; longer output is cut and the cut is said."""
+
+TOOL_DEFINITIONS = [
+    ToolDefinition(
+        name=name,
+        description=(schema.__doc__ or "").strip(),
+        parameters_json_schema=schema.model_json_schema(),
+    )
+    for name, schema in TOOL_INPUTS.items()
+]
+
+_KINDS: dict[str, ToolKind] = {"read": "read", "write": "edit", "edit": "edit", "bash": "execute"}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallPlan:
+    """What the transcript shows when a call starts."""
+
+    title: str
+    kind: ToolKind
+    locations: list[ToolCallLocation] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    text: str
+    """What the model reads."""
+    status: ToolCallStatus
+    content: list[ToolCallContent | DiffContent]
+    """What the transcript shows."""
+
+
+class ToolFailed(Exception):
+    """A tool call that could not do its work; the message is for the model."""
+
+
+class AgentTools:
+    """The tools of one session: its VM, its working directory and its persistent shell."""
+
+    def __init__(self, vm: AgentVm, cwd: str) -> None:
+        self._vm = vm
+        self._cwd = cwd
+        self._shell = vm.shell.persistent(cwd)
+
+    def plan(self, name: str, args: dict[str, Any]) -> ToolCallPlan:
+        kind = _KINDS.get(name, "other")
+        if name == "bash":
+            return ToolCallPlan(f"bash: {_first_line(str(args.get('command', '')))}", kind)
+        path = args.get("path")
+        if not isinstance(path, str) or name not in _KINDS:
+            return ToolCallPlan(name, kind)
+        try:
+            where = self._absolute(path)
+        except (OSError, ValueError):  # the call will fail, and say why
+            where = path
+        return ToolCallPlan(f"{name} {path}", kind, [ToolCallLocation(path=where)])
+
+    async def run(self, name: str, args: dict[str, Any]) -> ToolOutcome:
+        schema = TOOL_INPUTS.get(name)
+        try:
+            if schema is None:
+                raise ToolFailed(f"there is no tool {name!r}; the tools are {', '.join(TOOL_INPUTS)}")
+            try:
+                parsed = schema.model_validate(args)
+            except pydantic.ValidationError as error:
+                raise ToolFailed(_invalid_arguments(name, error)) from None
+            if isinstance(parsed, ReadInput):
+                return _text_outcome(self._read(parsed))
+            if isinstance(parsed, WriteInput):
+                return self._write(parsed)
+            if isinstance(parsed, EditInput):
+                return self._edit(parsed)
+            assert isinstance(parsed, BashInput)
+            return await self._bash(parsed)
+        except ToolFailed as failure:
+            return _failed(str(failure))
+        except OSError as error:
+            return _failed(_os_error(error))
+
+    def invalid_json(self, name: str) -> ToolOutcome:
+        return _failed(f"the arguments of {name} are not valid JSON; send one JSON object")
+
+    # --- the tools -------------------------------------------------------------------------
+
+    def _read(self, request: ReadInput) -> str:
+        text = self._read_text(request.path)
+        lines = text.splitlines(keepends=True)
+        first = (request.offset or 1) - 1
+        if lines and first >= len(lines):
+            raise ToolFailed(
+                f"{request.path} has {len(lines)} lines; offset {request.offset} is past the end"
+            )
+        last = min(len(lines), first + (request.limit or READ_LINE_LIMIT))
+        chosen, size = [], 0
+        for line in lines[first:last]:
+            size += len(line)
+            if size > READ_BYTE_LIMIT and chosen:
+                break
+            chosen.append(line)
+        shown_last = first + len(chosen)
+        body = "".join(chosen)
+        if shown_last < len(lines):
+            ending = "" if body.endswith("\n") else "\n"
+            where = f"lines {first + 1}-{shown_last} of {len(lines)}"
+            body += f"{ending}[{where}; continue with offset={shown_last + 1}]"
+        return body
+
+    def _write(self, request: WriteInput) -> ToolOutcome:
+        path = self._absolute(request.path)
+        files = self._vm.files
+        previous = self._read_text(path) if files.exists(path) and files.stat(path).kind == "file" else None
+        files.write_file(path, request.content)
+        size = len(request.content.encode())
+        return ToolOutcome(
+            f"Wrote {size} bytes to {path}",
+            "completed",
+            [DiffContent(path=path, old_text=previous, new_text=request.content)],
+        )
+
+    def _edit(self, request: EditInput) -> ToolOutcome:
+        path = self._absolute(request.path)
+        if not request.old_text:
+            raise ToolFailed("old_text is empty; give the exact text to replace")
+        old = self._read_text(path)
+        found = old.count(request.old_text)
+        if found == 0:
+            raise ToolFailed(
+                f"old_text was not found in {path}; it must match the file exactly, whitespace and "
+                "indentation included (read the file first)"
+            )
+        if found > 1:
+            raise ToolFailed(
+                f"old_text occurs {found} times in {path}; include more of the surrounding lines so "
+                "that it matches exactly one place"
+            )
+        new = old.replace(request.old_text, request.new_text, 1)
+        self._vm.files.write_file(path, new)
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a{path}", f"b{path}"
+            )
+        )
+        return ToolOutcome(
+            f"Edited {path}\n{diff}", "completed", [DiffContent(path=path, old_text=old, new_text=new)]
+        )
+
+    async def _bash(self, request: BashInput) -> ToolOutcome:
+        started = time.monotonic()
+        run = await self._shell.run(request.command, timeout=request.timeout)
+        self._vm.note_command(request.command, self._cwd, run, time.monotonic() - started)
+        text, cut = _cut(run.stdout + run.stderr)
+        notes = []
+        if cut or run.truncated:
+            notes.append("[output cut: it was too long; write it to a file and read parts of it]")
+        if run.timed_out:
+            notes.append("[the shell was restarted: its variables and working directory are reset]")
+        if run.exit_code != 0:
+            notes.append(f"[exit code {run.exit_code}]")
+        for note in notes:
+            text += ("" if not text or text.endswith("\n") else "\n") + note + "\n"
+        outcome = _text_outcome(text or "(no output)")
+        return outcome if run.exit_code == 0 else ToolOutcome(outcome.text, "failed", outcome.content)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _absolute(self, path: str) -> str:
+        return resolve_path(path, self._cwd)
+
+    def _read_text(self, path: str) -> str:
+        content = self._vm.files.read_file(self._absolute(path))
+        assert isinstance(content, bytes)
+        try:
+            return content.decode()
+        except UnicodeDecodeError:
+            raise ToolFailed(f"{path} is not a text file (not UTF-8); use bash to inspect it") from None
+
+
+def _text_outcome(text: str) -> ToolOutcome:
+    return ToolOutcome(text, "completed", [ToolCallContent(content=TextContent(text=text))])
+
+
+def _failed(message: str) -> ToolOutcome:
+    text = f"Error: {message}"
+    return ToolOutcome(text, "failed", [ToolCallContent(content=TextContent(text=text))])
+
+
+def _os_error(error: OSError) -> str:
+    where = error.filename if error.filename is not None else ""
+    reason = error.strerror or str(error)
+    return f"{where}: {reason}" if where else reason
+
+
+def _invalid_arguments(name: str, error: pydantic.ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'arguments'}: {item['msg']}"
+        for item in error.errors()
+    )
+    return f"invalid arguments for {name}: {problems}"
+
+
+def _first_line(command: str) -> str:
+    line = command.strip().splitlines()[0] if command.strip() else ""
+    return line if len(line) <= 80 else line[:77] + "..."
+
+
+def _cut(text: str) -> tuple[str, bool]:
+    data = text.encode()
+    if len(data) <= OUTPUT_BYTE_LIMIT:
+        return text, False
+    return data[:OUTPUT_BYTE_LIMIT].decode(errors="ignore"), True
