@@ -1,173 +1,404 @@
-"""`agentos-nb`: the command line. `agentos-nb demo` runs seed 002's queue examples in a terminal."""
+"""`agentos-nb`: the command line.
+
+`agentos-nb demo` runs seed 000, a writer agent and a reviewer agent joined by a host tool, and
+`agentos-nb demo --queues` runs seed 002's queue examples. The runtime never prints: all that
+is shown here is read from the registry's event bus as it happens, and rendered with rich.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import contextlib
+import json
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
-from pydantic import BaseModel
-from rich.console import Console
-from rich.markup import escape
+from pydantic_core import to_jsonable_python
+from rich.console import Console, RenderableType
+from rich.markdown import Markdown
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.rule import Rule
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
 
-from agentos_nb import ActorContext, Registry, actor, errors, queue, setup
-from agentos_nb.events import Event, Subscription
+from agentos_nb import demo, errors
+from agentos_nb.events import (
+    ActorCrashed,
+    ActorRef,
+    Event,
+    EventBus,
+    EventsDropped,
+    MessageCompleted,
+    MessageEnqueued,
+    MessageReceived,
+    MessageRejected,
+    Subscription,
+    ToolCallFinished,
+    ToolCallStarted,
+)
+from agentos_nb.vm.session_models import (
+    AgentMessageChunk,
+    AgentThoughtChunk,
+    DiffContent,
+    Notice,
+    SessionClosed,
+    SessionCreated,
+    SessionUpdate,
+    SessionUpdated,
+    ToolCall,
+    ToolCallUpdate,
+    TurnEnded,
+    UserMessageChunk,
+)
 
-TASK_AGENT, REVIEW_AGENT, ISSUE_AGENT = "task-agent", "reviewer", "issue-worker"  # stand-in VMs
-TASKS = ["Review PR #123", "Fix the flaky test in auth.test.ts", "Update the README"]
+COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
+"""One per actor, in the order they first appear."""
+PREVIEW_LINES = 3
+PREVIEW_WIDTH = 100
+INDENT = 4
+"""Columns per level of nesting: a session a host tool started sits under the tool's caller."""
 
 
-class Task(BaseModel):
-    prompt: str
+class DemoFailed(Exception):
+    """The demo could not go on; the message says why."""
 
 
-class ReviewRequest(BaseModel):
-    file: str
+@dataclass(frozen=True, slots=True)
+class _Actor:
+    label: str
+    colour: str
+    depth: int
 
 
-class ReviewResponse(BaseModel):
-    summary: str
+@dataclass(slots=True)
+class _Speech:
+    """Message chunks of one session, printed as one panel when the agent stops talking."""
+
+    who: ActorRef
+    thought: bool
+    parts: list[str]
 
 
-class Issue(BaseModel):
-    title: str
-    body: str
+class Narrator:
+    """Renders a registry's events while they happen, one line (or panel) per step.
+
+    `types` picks the events (see `EventBus.subscribe`); `show_keys` labels actors `name/key`,
+    for registries where one actor type serves several keys."""
+
+    def __init__(self, console: Console, bus: EventBus, types: Sequence[str], *, show_keys: bool) -> None:
+        self._console = console
+        self._events: Subscription = bus.subscribe(types=[*types, "actor.crashed"], buffer=10_000)
+        self._show_keys = show_keys
+        self._label_width = 18 if show_keys else 9  # the demos' widest labels: issue_worker/main, reviewer
+        self._actors: dict[str, _Actor] = {}
+        self._open_calls: list[str] = []  # callers of the host tool calls under way, innermost last
+        self._speech: dict[str, _Speech] = {}  # by session id
+        self._calls: dict[str, ToolCall] = {}  # by tool call id
+        self._last_call: str | None = None  # the tool call whose line is the last one printed
+        self._files_shown: set[tuple[str, str]] = set()
+        self._notices_shown: set[tuple[str, str]] = set()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Narrator:
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Print what is left, then stop reading."""
+        self._events.close()
+        if self._reader is not None:
+            await self._reader
+        self._flush_speech()
+
+    def say(self, renderable: RenderableType) -> None:
+        """Print something of the demo's own, after every event that happened before it."""
+        for event in self._events.get_nowait():
+            self._show(event)
+        self._flush_speech()
+        self._console.print(renderable)
+        self._last_call = None
+
+    async def _read(self) -> None:
+        async for event in self._events:
+            self._show(event)
+
+    # --- events ------------------------------------------------------------------------------
+
+    def _show(self, event: Event) -> None:
+        if isinstance(event, SessionUpdated):
+            self._show_update(event.actor, event.update)
+        elif isinstance(event, SessionCreated):
+            info = event.session
+            self._line(event.actor, "●", f"{info.agent_type} session {info.session_id} opened")
+        elif isinstance(event, SessionClosed):
+            self._line(event.actor, "○", f"session {event.session_id} closed", style="dim")
+        elif isinstance(event, ToolCallStarted):
+            self._line(event.actor, "→", f"{event.toolkit}.{event.tool} {_json(event.input)}", style="bold")
+            self._open_calls.append(event.actor.actor_id)
+        elif isinstance(event, ToolCallFinished):
+            if event.actor.actor_id in self._open_calls:
+                self._open_calls.remove(event.actor.actor_id)
+            where = f"{event.toolkit}.{event.tool}"
+            if event.ok:
+                done = f"{where} returned in {event.duration:.2f} s: {_json(event.result)}"
+                self._line(event.actor, "←", done, style="bold")
+            else:
+                failed = f"{where} failed in {event.duration:.2f} s: {event.error}: {event.message}"
+                self._line(event.actor, "←", failed, style="bold red")
+        elif isinstance(event, MessageEnqueued):
+            self._line(event.actor, "⇢", f"{event.queue} #{event.message_id} enqueued ({event.size} B)")
+        elif isinstance(event, MessageReceived):
+            again = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self._line(event.actor, "⇠", f"{event.queue} #{event.message_id} received{again}")
+        elif isinstance(event, MessageCompleted):
+            response = f": {_json(event.response)}" if event.response is not None else ""
+            self._line(event.actor, "✓", f"{event.queue} #{event.message_id} completed{response}")
+        elif isinstance(event, MessageRejected):
+            full = event.code == errors.QueueFull.code
+            what = Text("backpressure: " if full else "refused: ", "yellow" if full else "red")
+            self._line(event.actor, "!", what.append(event.reason))
+        elif isinstance(event, ActorCrashed):
+            crash = f"crashed in {event.phase}: {event.error_type}: {event.error}"
+            self._line(event.actor, "✗", crash, style="bold red")
+        elif isinstance(event, EventsDropped):
+            self._print(Text(f"({event.count} events not shown: the terminal fell behind)", "dim"), 0)
+        else:
+            self._line(getattr(event, "actor", None), "·", event.type, style="dim")
+
+    def _show_update(self, who: ActorRef, update: SessionUpdate) -> None:
+        if isinstance(update, AgentMessageChunk | AgentThoughtChunk):
+            thought = isinstance(update, AgentThoughtChunk)
+            speech = self._speech.get(update.session_id)
+            if speech is None or speech.thought != thought:
+                self._flush_speech()
+                speech = self._speech[update.session_id] = _Speech(who, thought, [])
+            speech.parts.append(update.content.text)
+        elif isinstance(update, UserMessageChunk):
+            self._line(who, "»", _preview(update.content.text))
+        elif isinstance(update, Notice):
+            if (who.actor_id, update.text) in self._notices_shown:
+                return  # a VM's every session announces its model: once is enough
+            self._notices_shown.add((who.actor_id, update.text))
+            style = {"info": "dim", "warning": "yellow", "error": "bold red"}[update.level]
+            self._line(who, "!", update.text, style=style)
+        elif isinstance(update, ToolCall):
+            self._calls[update.tool_call_id] = update
+            self._line(who, "▸", update.title)
+            self._last_call = update.tool_call_id
+        elif isinstance(update, ToolCallUpdate):
+            self._show_tool_result(who, update)
+        elif isinstance(update, TurnEnded):
+            usage = update.usage
+            ended = (
+                f"turn ended: {update.stop_reason} · {usage.requests} model requests, "
+                f"{usage.tool_calls} tool call{'' if usage.tool_calls == 1 else 's'}"
+            )
+            if update.error:
+                self._line(who, "■", f"{ended} · {update.error}", style="red")
+            else:
+                self._line(who, "■", ended, style="dim")
+
+    def _show_tool_result(self, who: ActorRef, update: ToolCallUpdate) -> None:
+        if update.status not in ("completed", "failed"):
+            return
+        call = self._calls.get(update.tool_call_id)
+        mark, style = ("✓", "green") if update.status == "completed" else ("✗", "red")
+        output = update.raw_output or ""
+        preview = f"{len(output.splitlines())} lines" if call and call.kind == "read" else _preview(output)
+        if update.tool_call_id == self._last_call:  # right under its own line: no need to repeat it
+            self._line(who, mark, Text(preview, "dim"), style=style, labelled=False)
+        else:
+            title = call.title if call else update.tool_call_id
+            self._line(who, mark, Text(title).append(f" · {preview}", "dim"), style=style)
+        for content in update.content:
+            if isinstance(content, DiffContent) and (content.path, content.new_text) not in self._files_shown:
+                self._files_shown.add((content.path, content.new_text))
+                self._show_file(who, content.path, content.new_text)
+
+    def _show_file(self, who: ActorRef, path: str, text: str) -> None:
+        actor = self._actor(who)
+        self._print(_code(path, text, title=path, colour=actor.colour), actor.depth)
+
+    def _flush_speech(self) -> None:
+        speeches, self._speech = list(self._speech.values()), {}
+        for speech in speeches:
+            text = "".join(speech.parts).strip()
+            if not text:
+                continue
+            actor = self._actor(speech.who)
+            title = f"{actor.label} (thinking)" if speech.thought else actor.label
+            style = "dim" if speech.thought else actor.colour
+            panel = Panel(Markdown(text), title=title, title_align="left", border_style=style)
+            self._console.print(Padding(panel, (0, 0, 0, INDENT * actor.depth)))
+        if speeches:
+            self._last_call = None
+
+    # --- printing ----------------------------------------------------------------------------
+
+    def _line(
+        self, who: ActorRef | None, mark: str, text: str | Text, *, style: str = "", labelled: bool = True
+    ) -> None:
+        """One step: who, a mark, and what happened, which wraps under itself."""
+        actor = self._actor(who) if who is not None else _Actor("", "white", 0)
+        row = Table.grid(padding=(0, 1))
+        row.add_column(width=self._label_width, no_wrap=True)
+        row.add_column(width=1, no_wrap=True)
+        row.add_column()
+        label = Text(actor.label if labelled else "", f"bold {actor.colour}")
+        row.add_row(
+            label, Text(mark, style or actor.colour), text if isinstance(text, Text) else Text(text, style)
+        )
+        self._print(row, actor.depth)
+
+    def _print(self, renderable: RenderableType, depth: int) -> None:
+        self._flush_speech()
+        self._console.print(Padding(renderable, (0, 0, 0, INDENT * depth), expand=False))
+        self._last_call = None
+
+    def _actor(self, ref: ActorRef) -> _Actor:
+        """Actors keep the colour and nesting they had when first seen: an actor first heard
+        from while a host tool call is under way works for that call."""
+        actor = self._actors.get(ref.actor_id)
+        if actor is None:
+            caller = self._actors.get(self._open_calls[-1]) if self._open_calls else None
+            label = f"{ref.name}/{'/'.join(ref.key)}" if self._show_keys else ref.name
+            colour = COLOURS[len(self._actors) % len(COLOURS)]
+            actor = self._actors[ref.actor_id] = _Actor(label, colour, caller.depth + 1 if caller else 0)
+        return actor
 
 
-def demo_registry(work_seconds: float = 0.3) -> Registry:
-    """Seed 002's three actors, with a stand-in `vm` actor where the seed has an agent VM."""
-    session_ids = itertools.count(1)
+def _preview(text: str, *, lines: int = PREVIEW_LINES) -> str:
+    """The first `lines` non-empty lines, each cut to a readable width, saying what was left out."""
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()]
+    shown = [line if len(line) <= PREVIEW_WIDTH else line[: PREVIEW_WIDTH - 1] + "…" for line in kept[:lines]]
+    more = len(kept) - len(shown)
+    if more:
+        shown.append(f"… {more} more line{'s' if more > 1 else ''}")
+    return "\n".join(shown) or "(no output)"
 
-    async def create_session(c: ActorContext, agent: str) -> str:
-        return f"{agent}-{next(session_ids)}"
 
-    async def send_prompt(c: ActorContext, session_id: str, text: str) -> str:
-        await asyncio.sleep(work_seconds)
-        c.state["prompts"] += 1
-        return f"[{session_id}] done: {text.splitlines()[0]}"
+def _code(path: str, text: str, *, title: str, colour: str = "none") -> Panel:
+    """A file with line numbers, since reviews cite them."""
+    lexer = Syntax.guess_lexer(path, text)
+    syntax = Syntax(
+        text.removesuffix("\n"), lexer, line_numbers=True, word_wrap=True, background_color="default"
+    )
+    return Panel(syntax, title=title, title_align="left", border_style=colour)
 
-    async def close_session(c: ActorContext, session_id: str) -> None:
-        return None
 
-    def prompts_handled(c: ActorContext) -> int:
-        return c.state["prompts"]
+def _json(value: Any) -> str:
+    return _preview(json.dumps(to_jsonable_python(value, fallback=repr), ensure_ascii=False), lines=1)
 
-    async def run_tasks(c: ActorContext) -> None:
-        agent = c.actors.vm.get_or_create([TASK_AGENT])
-        async for message in c.queue.iter():
-            session = await agent.create_session("pi")
-            reply = await agent.send_prompt(session, message.body.prompt)
-            c.broadcast("reply", reply)
-            await agent.close_session(session)
 
-    async def run_reviews(c: ActorContext) -> None:
-        agent = c.actors.vm.get_or_create([REVIEW_AGENT])
-        session = await agent.create_session("pi")
-        async for message in c.queue.iter(completable=True):
-            reply = await agent.send_prompt(session, f"Review {message.body.file}")
-            await message.complete(ReviewResponse(summary=reply))
+# --- the demos ---------------------------------------------------------------------------------
 
-    async def ingest_issue(c: ActorContext, title: str, body: str) -> None:
-        await c.queue.push("issues", {"title": title, "body": body})
+SEED_000_INTRO = """\
+Two agent VMs. The **writer** has the `review` toolkit, which inside its VM is the command \
+`agentos-review submit --path FILE`. That command runs on the host: it copies the file into the \
+**reviewer**'s VM and asks the reviewer for a review, which comes back to the writer as JSON."""
 
-    async def run_issues(c: ActorContext) -> None:
-        agent = c.actors.vm.get_or_create([ISSUE_AGENT])
-        async for message in c.queue.iter():
-            session = await agent.create_session("pi")
-            reply = await agent.send_prompt(session, f"Investigate and fix: {message.body.title}")
-            c.broadcast("reply", reply)
-            await agent.close_session(session)
+SEED_002_INTRO = """\
+Actors with queues feed agents in VMs: a **task runner** takes one task at a time, a **reviewer** \
+answers completable messages, and an **issue worker** takes issues an action ingests."""
 
-    return setup(
-        use={
-            "vm": actor(
-                state={"prompts": 0},
-                actions={
-                    "create_session": create_session,
-                    "send_prompt": send_prompt,
-                    "close_session": close_session,
-                    "prompts_handled": prompts_handled,
-                },
-            ),
-            "task_runner": actor(queues={"tasks": queue(Task)}, run=run_tasks, options={"max_queue_size": 3}),
-            "reviewer": actor(queues={"review": queue(ReviewRequest, ReviewResponse)}, run=run_reviews),
-            "issue_worker": actor(
-                queues={"issues": queue(Issue)}, actions={"ingest_issue": ingest_issue}, run=run_issues
-            ),
-        },
-        name="agentos-nb-demo",
+
+async def writer_and_reviewer(console: Console, model: str | None) -> None:
+    """Seed 000: the writer writes, submits through the host tool, and reads the review."""
+    console.print(Panel(Markdown(SEED_000_INTRO), title="seed 000 · agent-to-agent", title_align="left"))
+    started = time.monotonic()
+    async with (
+        demo.seed_000_registry(model) as registry,
+        Narrator(console, registry.bus, ["session.", "tool."], show_keys=False),
+    ):
+        writer = registry.client().writer.get_or_create(demo.PROJECT)
+        session = await writer.create_session("pi")
+        result = await writer.send_prompt(session.session_id, demo.WRITER_PROMPT)
+    console.print(
+        Rule(f"done in {time.monotonic() - started:.1f} s · the writer's turn: {result.stop_reason}")
     )
 
 
-async def run_demo(console: Console, work_seconds: float = 0.3) -> None:
-    """Send the seed's work and narrate every event until all of it is done."""
-    async with demo_registry(work_seconds) as registry:
-        events = registry.bus.subscribe(
-            types=["actor.created", "message.", "actor.broadcast", "actor.crashed"]
-        )
-        replies_expected = len(TASKS) + 2  # the tasks, the one sent after backpressure, the issue
-        printer = asyncio.create_task(_print_events(console, events, replies_expected))
+async def queues(console: Console, model: str | None) -> None:
+    """Seed 002: serial tasks with backpressure, a completable review, an ingested issue."""
+    console.print(Panel(Markdown(SEED_002_INTRO), title="seed 002 · queues", title_align="left"))
+    started = time.monotonic()
+    async with (
+        demo.seed_002_registry(model) as registry,
+        Narrator(console, registry.bus, ["message.", "session."], show_keys=True) as narrator,
+    ):
         client = registry.client()
+        with registry.bus.subscribe(types=["message.completed", "actor.crashed"]) as settled:
+            narrator.say(Rule("Serial tasks: one message at a time"))
+            tasks = client.task_runner.get_or_create(["main"])
+            for prompt in demo.TASKS:
+                await tasks.send("tasks", {"prompt": prompt})
+            extra = {"prompt": "Add a CHANGELOG entry"}
+            try:
+                await tasks.send("tasks", extra)
+            except errors.QueueFull:
+                narrator.say(Text("the sender waits for room: send(..., block=True)", "yellow"))
+                await tasks.send("tasks", extra, block=True)
+            with contextlib.suppress(errors.ValidationError):  # the narrator shows the refusal
+                await tasks.send("tasks", {"prompt": 123})
+            await _until_completed(settled, "tasks", len(demo.TASKS) + 1)
 
-        console.rule("Serial tasks: one message at a time")
-        tasks = client.task_runner.get_or_create(["main"])
-        for prompt in TASKS:
-            await tasks.send("tasks", {"prompt": prompt})
-        try:
-            await tasks.send("tasks", {"prompt": "one too many"})
-        except errors.QueueFull as error:
-            console.print(f"[yellow]backpressure:[/] {escape(str(error))}")
-        await tasks.send("tasks", {"prompt": "one too many"}, block=True)
-        try:
-            await tasks.send("tasks", {"prompt": 123})
-        except errors.ValidationError as error:
-            console.print(f"[red]refused:[/] {escape(str(error))}")
+            narrator.say(Rule("Request/response: completable messages"))
+            await client.vm.get_or_create(["reviewer"]).write_file(demo.REVIEWED_FILE, demo.AUTH_TS)
+            narrator.say(
+                _code(demo.REVIEWED_FILE, demo.AUTH_TS, title=f"{demo.REVIEWED_FILE} in vm/reviewer")
+            )
+            result = await client.reviewer.get_or_create(["main"]).send(
+                "review", {"file": demo.REVIEWED_FILE}, wait=True, timeout=120
+            )
+            if result.status != "completed":
+                raise DemoFailed(f"the review ended {result.status}: {result.error}")
+            narrator.say(Panel(Markdown(result.response.summary), title="Review:", title_align="left"))
 
-        console.rule("Request/response: completable messages")
-        result = await client.reviewer.get_or_create(["main"]).send(
-            "review", {"file": "/home/user/src/auth.ts"}, wait=True, timeout=120
-        )
-        if result.status == "completed":
-            console.print(f"[green]Review:[/] {escape(result.response.summary)}")
-
-        console.rule("Ingesting from external systems: an action pushes to a queue")
-        await client.issue_worker.get_or_create(["main"]).ingest_issue(
-            "Login redirect broken", "Users are redirected to /undefined after login on mobile"
-        )
-        await printer
-        events.close()
-        prompts = sum(
-            [await client.vm.get(key).prompts_handled() for key in (TASK_AGENT, REVIEW_AGENT, ISSUE_AGENT)]
-        )
-        console.rule(f"[green]Done: {replies_expected} replies, {prompts} prompts to the stand-in VMs")
+            narrator.say(Rule("Ingesting from external systems: an action pushes to a queue"))
+            await client.issue_worker.get_or_create(["main"]).ingest_issue(**demo.ISSUE)
+            await _until_completed(settled, "issues", 1)
+    console.print(Rule(f"done in {time.monotonic() - started:.1f} s"))
 
 
-async def _print_events(console: Console, events: Subscription, replies_expected: int) -> None:
-    """Print events until the agents have replied `replies_expected` times."""
-    replies = 0
+async def _until_completed(events: Subscription, queue: str, count: int) -> None:
+    """Wait for `count` messages of `queue` to be completed; a crash ends the demo."""
+    done = 0
     async for event in events:
-        console.print(_describe(event))
-        replies += event.type == "actor.broadcast"
-        if replies == replies_expected:
-            return
-
-
-def _describe(event: Event) -> str:
-    data = event.model_dump()
-    actor_ref = data.pop("actor", None)
-    data.pop("at"), data.pop("type")
-    who = f"{actor_ref['name']}/{'/'.join(actor_ref['key'])}" if actor_ref else ""
-    details = " ".join(f"{k}={v!r}" for k, v in data.items() if v not in (None, ()))
-    return f"[dim]{event.type:<22}[/] [bold]{escape(who)}[/] {escape(details)}"
+        if isinstance(event, ActorCrashed):
+            raise DemoFailed(f"{event.actor.name} crashed: {event.error_type}: {event.error}")
+        if isinstance(event, MessageCompleted) and event.queue == queue:
+            done += 1
+            if done == count:
+                return
+    raise DemoFailed("the registry stopped")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agentos-nb", description=__doc__)
+    parser = argparse.ArgumentParser(prog="agentos-nb", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run seed 002's queue examples in the terminal")
-    demo.add_argument("--work-seconds", type=float, default=0.3, help="how long each stand-in prompt takes")
+    demo_command = commands.add_parser(
+        "demo", help="run seed 000 in the terminal: a writer agent and a reviewer agent joined by a host tool"
+    )
+    demo_command.add_argument("--queues", action="store_true", help="run seed 002's queue examples instead")
+    demo_command.add_argument(
+        "--model",
+        help="the model every session uses, e.g. anthropic:claude-sonnet-4-5 or offline "
+        "(default: ANTHROPIC_API_KEY or OPENAI_API_KEY picks one, else the offline model answers)",
+    )
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        asyncio.run(run_demo(Console(), args.work_seconds))
+    console = Console()
+    run = queues if args.queues else writer_and_reviewer
+    try:
+        asyncio.run(run(console, args.model))
+    except (DemoFailed, errors.AgentOSError) as error:
+        console.print(Text("The demo stopped: ", "bold red").append(str(error)))
+        return 1
     return 0

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
+from fake_providers import fake_provider  # noqa: F401  (the fixture)
 
 from agentos_nb.store.memory import MemoryStore
 

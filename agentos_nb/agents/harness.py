@@ -79,7 +79,13 @@ class PiSession:
     """One conversation: its model, its history and its tools."""
 
     def __init__(
-        self, request: SessionRequest, resolved: ResolvedModel, instructions: str, retry: RetryPolicy
+        self,
+        request: SessionRequest,
+        resolved: ResolvedModel,
+        instructions: str,
+        retry: RetryPolicy,
+        *,
+        owns_client: bool = False,
     ) -> None:
         self.model = resolved.name
         self.offline = resolved.offline
@@ -87,6 +93,8 @@ class PiSession:
         self._model: Model = resolved.model
         self._instructions = instructions
         self._retry = retry
+        self._owns_client = owns_client
+        self._provider = resolved.provider
         self._tools = AgentTools(request.vm, request.cwd)
         self._params = ModelRequestParameters(function_tools=list(TOOL_DEFINITIONS), allow_text_output=True)
         # A FunctionModel without a stream function cannot stream (it fails an assertion).
@@ -100,6 +108,9 @@ class PiSession:
 
     async def close(self) -> None:
         self._history = []
+        client = getattr(self._model, "client", None)
+        if self._owns_client and client is not None:
+            await client.close()  # its connections, opened on this loop
 
     async def run_turn(self, text: str, emit: Emit) -> TurnOutcome:
         history = self._history
@@ -161,7 +172,7 @@ class PiSession:
                     raise
                 self._streams = False  # a model that cannot stream answers in one piece
             except Exception as error:
-                failure = classify_failure(error)
+                failure = classify_failure(error, provider=self._provider)
                 if failure is None:
                     raise _TurnFailed(f"the model failed: {type(error).__name__}: {error}") from error
                 if not failure.transient or retry + 1 >= self._retry.attempts:

@@ -55,7 +55,7 @@ __all__ = [
 
 OFFLINE_MODEL_NAME = "agentos-offline"
 
-CWD = "/home/user"
+_CWD = "/home/user"
 _READ_LIMIT = 200  # lines the look-around reads of a file: enough to describe it
 _QUOTE_WIDTH = 80  # longest line text quoted in a reply
 
@@ -243,7 +243,7 @@ def offline_model(script: Sequence[Step | Mapping[str, Any]] = ()) -> FunctionMo
         usage = RequestUsage(
             input_tokens=_input_tokens(messages, instructions), output_tokens=_tokens(action.text)
         )
-        return ModelResponse(parts=[part], usage=usage, model_name=OFFLINE_MODEL_NAME)
+        return ModelResponse(parts=[part], usage=usage)
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
         action = _decide(messages, _instructions(messages, info), actions)
@@ -382,12 +382,17 @@ _QUOTED_OR_WORD = re.compile(
 )
 _BARE_WORD = re.compile(r"(?:~|\.{1,2})?/?[\w@+][\w.@+/-]*")
 _FILE_NAME = re.compile(r"[\w@+-][\w.@+-]*\.[A-Za-z][A-Za-z0-9]{0,7}")
-_NOT_FILES = frozenset({"e.g", "i.e", "etc", "vs"})
+_NOT_FILES = frozenset({"e.g", "i.e"})
 _WORDS = re.compile(r"[a-z0-9]+")
 _WRITE_VERB = re.compile(r"\b(?:write|create|implement|build|generate|scaffold|draft)\b")
 _REVIEW_VERB = re.compile(r"\b(?:review|audit|critique)\b")
 _OUTPUT_VERB = re.compile(r"\b(?:write|save|put|store|record)\b")
-_SUBMIT = re.compile(r"\bsubmit\b|\breview\b")
+_SUBMIT = re.compile(r"\bsubmit\b|\bfor (?:a )?(?:code )?review\b|\b(?:get|have) it reviewed\b")
+_WORD_BEFORE = re.compile(r"(\w+)[\s`'\"(]*\Z")
+_TARGET_WORDS = frozenset(
+    {"at", "to", "in", "into", "as", "called", "named", "file", "under"}
+    | {"write", "create", "implement", "build", "generate", "scaffold", "draft"}
+)
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 _RESOURCES = frozenset(
     {
@@ -457,6 +462,13 @@ def _is_path(word: str) -> bool:
     return has_extension or word.startswith(("./", "../", "~/"))
 
 
+def _is_target(header: str, path: str) -> bool:
+    """Whether `path` is where to write: it follows "at", "to", "in", ... or the verb itself
+    ("Write a REST API at api.ts", "Create notes.md"), unlike "a summary of api.ts"."""
+    before = _WORD_BEFORE.search(header, 0, header.find(path))
+    return before is not None and before.group(1).lower() in _TARGET_WORDS
+
+
 def _ranked(paths: Sequence[str]) -> tuple[str, ...]:
     """Files in a folder first (`/home/user/api.ts`), then bare file names (`api.ts`), then the rest
     (folders): "an API in Node.js at /home/user/api.ts" is about api.ts."""
@@ -468,7 +480,7 @@ def _ranked(paths: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(paths, key=rank))
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)
 def _plan(prompt: str) -> _Plan:
     header, _, body = prompt.strip().partition("\n\n")
     lower = header.lower()
@@ -490,7 +502,7 @@ def _plan(prompt: str) -> _Plan:
             return _Plan("review", prompt, words, every_path, inline=code, output=output)
         return explore
     if write:
-        targets = _ranked(_paths(header))
+        targets = [path for path in _ranked(_paths(header)) if _is_target(header, path)]
         if targets:
             submit = _SUBMIT.search(lower, write.end()) is not None
             return _Plan("write", prompt, words, every_path, target=targets[0], submit=submit)
@@ -590,7 +602,7 @@ def _explore_flow(plan: _Plan, done: list[_Result]) -> _Action:
         seen.append(_describe_target(target, done[1]))
     missing = [p for p in plan.paths if not p.startswith("/") and _first_part(p) not in entries]
     if missing and done[0].ok:
-        seen.append(f"I don't see {_joined(missing)} in {CWD}.")
+        seen.append(f"I don't see {_joined(missing)} in {_CWD}.")
     task = _shorten(" ".join(plan.prompt.split()), 100) or "(no prompt)"
     return _reply(
         "I'm agentos_nb's offline model (no ANTHROPIC_API_KEY or OPENAI_API_KEY is set), so I only "
@@ -643,10 +655,17 @@ def _describe_listing(result: _Result, entries: Mapping[str, bool]) -> str:
     if not result.ok:
         return f"`ls -la` failed: {_error_text(result.output)}"
     if not entries:
-        return f"{CWD} is empty."
+        printed = result.output.strip()
+        if printed in ("", "(no output)"):
+            return f"{_CWD} is empty."
+        return f"`ls -la` printed {_line_count(printed)} lines in a format I do not know."
     names = [f"`{name}/`" if is_folder else f"`{name}`" for name, is_folder in entries.items()]
     shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
-    return f"{CWD} holds {len(names)} {'entry' if len(names) == 1 else 'entries'}: {shown}."
+    return f"{_CWD} holds {_entries(len(names))}: {shown}."
+
+
+def _entries(count: int) -> str:
+    return f"{count} {'entry' if count == 1 else 'entries'}"
 
 
 def _describe_target(target: tuple[str, bool], result: _Result) -> str:
@@ -654,7 +673,7 @@ def _describe_target(target: tuple[str, bool], result: _Result) -> str:
     if not result.ok:
         return f"I could not read `{path}`: {_error_text(result.output)}"
     if is_folder:
-        return f"`{path}/` holds {len(_ls_entries(result.output))} entries."
+        return f"`{path}/` holds {_entries(len(_ls_entries(result.output)))}."
     text, _, note = _strip_paging(result.output)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     if not first:
@@ -920,12 +939,11 @@ def _draft(path: str, prompt: str) -> tuple[str, str]:
         code = _fill(template, items)
         return code, f"a small REST API for {items} on Node's `http` module, kept in memory, with {routes}"
     if extension in _PY_EXTENSIONS:
-        code = _fill(_PY_API, items)
         routes = f"GET /{items}, GET /{items}/<id> and POST /{items}"
-        return (
-            code,
-            f"a small REST API for {items} on `http.server` and dataclasses, kept in memory, with {routes}",
+        description = (
+            f"a small REST API for {items} on `http.server` and dataclasses, kept in memory, with {routes}"
         )
+        return _fill(_PY_API, items), description
     name = path.rsplit("/", 1)[-1]
     stem = name.split(".")[0] or name
     task = _shorten(" ".join(prompt.split()), 200)
@@ -936,9 +954,8 @@ def _draft(path: str, prompt: str) -> tuple[str, str]:
         script = _SHELL.replace("@title@", stem).replace("@task@", task)
         return script, "a bash script that walks the files of a folder, as a starting point"
     title = stem.replace("-", " ").replace("_", " ").capitalize()
-    return _TEXT.replace("@title@", title).replace(
-        "@task@", task
-    ), "a first draft with a goal, a plan and open questions"
+    text = _TEXT.replace("@title@", title).replace("@task@", task)
+    return text, "a first draft with a goal, a plan and open questions"
 
 
 def _fill(template: str, items: str) -> str:
@@ -962,7 +979,9 @@ def _resource(prompt: str) -> str:
 # --- reviewing code -----------------------------------------------------------------------------
 
 _LANGUAGES = {"ts": "TypeScript", "js": "JavaScript", "py": "Python", "sh": "shell", "text": "text"}
-_GUESS_PYTHON = re.compile(r"^(?:def |class \w+.*:$|import \w|from [\w.]+ import )", re.M)
+_GUESS_PYTHON = re.compile(
+    r"^(?:(?:async )?def \w+\(|class \w+.*:$|from [\w.]+ import \w|import [\w.]+$)", re.M
+)
 _GUESS_TYPESCRIPT = re.compile(r"^\s*interface \w|:\s*(?:string|number|boolean|any)\b")
 _GUESS_JAVASCRIPT = re.compile(r"\b(?:const|let|function|require)\b|=>")
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*|--|<!--)", re.M)
@@ -1153,7 +1172,7 @@ class _Finding:
     also: tuple[int, ...] = ()
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)
 def _review(code: str, label: str, extension: str, first_line: int, note: str) -> tuple[str, str]:
     """A markdown review of `code` (its first line numbered `first_line`) and its one-line summary:
     findings from simple per-language heuristics, each citing a real line by number and text, the

@@ -7,7 +7,10 @@ its host tools.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from pydantic_ai.models import Model
 
 from agentos_nb.agents.harness import PiSession, RetryPolicy
 from agentos_nb.agents.models import resolve_model
@@ -47,16 +50,19 @@ class Pi:
         setup.add_agent_type("pi", self)
         setup.add_instructions(_INSTRUCTIONS)
 
-    def open_session(self, request: SessionRequest) -> AgentSession:
+    async def open_session(self, request: SessionRequest) -> AgentSession:
+        model = request.model if request.model is not None else self._model
         try:
-            resolved = resolve_model(
-                request.model if request.model is not None else self._model,
-                env=request.env,
-                offline=offline_model,
-            )
+            # In a thread: a provider's client loads its TLS context (tens of ms), and the
+            # first import of its SDK takes seconds.
+            resolved = await asyncio.to_thread(resolve_model, model, env=request.env, offline=offline_model)
+        except ModelNotAvailable:
+            raise
         except ValueError as error:
             raise ModelNotAvailable(str(error)) from None
-        return PiSession(request, resolved, system_prompt(request), self._retry)
+        # A client built here from keys is the session's to close; a model object given is the caller's.
+        owns_client = not isinstance(model, Model) and not resolved.offline
+        return PiSession(request, resolved, system_prompt(request), self._retry, owns_client=owns_client)
 
 
 def system_prompt(request: SessionRequest) -> str:

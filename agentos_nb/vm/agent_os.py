@@ -71,7 +71,7 @@ async def _boot(c: ActorContext) -> None:
     await c.vars.boot(await c.load_blob(FILESYSTEM_BLOB))
     sessions = await c.load_blob(SESSIONS_BLOB)
     if sessions is not None:
-        c.vars.sessions.restore(sessions)
+        await c.vars.sessions.restore(sessions)
 
 
 async def _save(c: ActorContext) -> None:

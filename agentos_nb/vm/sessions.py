@@ -99,7 +99,7 @@ class SessionRequest:
 class AgentType(Protocol):
     description: str
 
-    def open_session(self, request: SessionRequest) -> AgentSession: ...
+    async def open_session(self, request: SessionRequest) -> AgentSession: ...
 
 
 @dataclass
@@ -154,7 +154,7 @@ class Sessions:
             model=model,
             additional_instructions=additional_instructions,
         )
-        return self._open(agent_type, kind, request, created_at=time.time())
+        return await self._open(agent_type, kind, request, created_at=time.time())
 
     async def prompt(self, session_id: str, text: str, listener: Emit | None = None) -> PromptResult:
         if not isinstance(text, str) or not text.strip():
@@ -257,7 +257,7 @@ class Sessions:
             )
         return json.dumps(saved).encode()
 
-    def restore(self, saved: bytes) -> None:
+    async def restore(self, saved: bytes) -> None:
         """Reopen the sessions of the last life. Keys are not saved, so a session continues
         with the keys of the host's environment."""
         for entry in json.loads(saved):
@@ -274,7 +274,7 @@ class Sessions:
                 additional_instructions=entry["additional_instructions"],
                 saved=entry["conversation"].encode(),
             )
-            session = self._start(info.agent_type, kind, request, created_at=info.created_at)
+            session = await self._start(info.agent_type, kind, request, created_at=info.created_at)
             session.info = session.info.model_copy(update={"turns": info.turns})
             session.updates = _UPDATES.validate_python(entry["updates"])
 
@@ -285,8 +285,10 @@ class Sessions:
 
     # --- inside ----------------------------------------------------------------------------
 
-    def _open(self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float) -> SessionInfo:
-        session = self._start(name, kind, request, created_at=created_at)
+    async def _open(
+        self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float
+    ) -> SessionInfo:
+        session = await self._start(name, kind, request, created_at=created_at)
         c = self._c
         if c.events.active:
             c.events.publish(SessionCreatedEvent(actor=c.ref, session=session.info))
@@ -300,8 +302,10 @@ class Sessions:
         )
         return info
 
-    def _start(self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float) -> _Session:
-        agent = kind.open_session(request)
+    async def _start(
+        self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float
+    ) -> _Session:
+        agent = await kind.open_session(request)
         info = SessionInfo(
             session_id=request.session_id,
             agent_type=name,

@@ -1,0 +1,211 @@
+"""Sessions on real providers' wire formats, against the fake server on 127.0.0.1: keys reach
+the model client and nothing else, tool calls round-trip, failures end turns clearly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fake_providers import DROP, Failure, FakeProvider, Reply, ToolCall
+from pydantic_ai.models import override_allow_model_requests
+
+from agentos_nb import agent_os, errors
+from agentos_nb.agents.models import ModelConfig
+from agentos_nb.software import Pi, RetryPolicy, common
+
+pytestmark = pytest.mark.anyio
+
+ANTHROPIC_SECRET = "sk-ant-api03-SECRETSECRET-do-not-leak-0123456789"
+OPENAI_SECRET = "sk-proj-SECRETSECRET-never-in-the-vm-9876543210"
+PEEKS = [
+    "env",
+    "printenv",
+    "cat /proc/self/environ",
+    "echo $ANTHROPIC_API_KEY $OPENAI_API_KEY",
+    "grep -r SECRETSECRET / 2>/dev/null; echo grep-done",
+    "set",
+]
+
+
+@pytest.fixture
+async def vm(start_registry):
+    quick = RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.02)
+    registry = await start_registry(vm=agent_os(software=[common, Pi(retry=quick)]))
+    return registry.client().vm.get_or_create(["wired"])
+
+
+@pytest.fixture
+def allowed():
+    """Model requests allowed for this test: every one goes to the fake server on 127.0.0.1."""
+    with override_allow_model_requests(True):
+        yield
+
+
+def tool_results(fake: FakeProvider) -> list[str]:
+    """The tool results the client sent back to the provider in its last request (each request
+    carries the whole conversation), in either format."""
+    found = []
+    for request in fake.requests[-1:]:
+        for message in (request.body or {}).get("messages", []):
+            if message.get("role") == "tool":
+                found.append(message["content"])
+            content = message.get("content")
+            if isinstance(content, list):
+                found += [json.dumps(block) for block in content if block.get("type") == "tool_result"]
+    return found
+
+
+async def assert_vm_holds_no_secret(vm, *secrets: str) -> None:
+    for command in PEEKS:
+        result = await vm.exec(command)
+        for secret in secrets:
+            assert secret not in result.stdout + result.stderr, command
+    for entry in await vm.readdir_recursive("/"):
+        if entry.kind == "file":
+            content = await vm.read_file(entry.path)
+            for secret in secrets:
+                assert secret.encode() not in content, entry.path
+
+
+async def test_a_key_given_in_env_reaches_only_the_model_client(vm, fake_provider, allowed):
+    fake_provider.script(
+        *[Reply(tool_calls=[ToolCall("bash", {"command": command})]) for command in PEEKS],
+        Reply("I looked everywhere and found no key."),
+    )
+    session = await vm.create_session(
+        "pi",
+        env={"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic},
+    )
+    assert session.model.startswith("anthropic:")
+    assert not session.offline
+    assert "session env" in session.model_reason
+    result = await vm.send_prompt(session.session_id, "Find any API key you can.")
+    assert result.text == "I looked everywhere and found no key."
+    assert result.stop_reason == "end_turn"
+
+    assert {r.api_key for r in fake_provider.requests} == {ANTHROPIC_SECRET}
+    sent_back = tool_results(fake_provider)
+    assert len(sent_back) == len(PEEKS)
+    assert "grep-done" in sent_back[4]
+    assert all(ANTHROPIC_SECRET not in text for text in sent_back)
+    for update in await vm.get_session_events(session.session_id):
+        assert ANTHROPIC_SECRET not in update.model_dump_json()
+    await assert_vm_holds_no_secret(vm, ANTHROPIC_SECRET)
+
+
+async def test_a_key_in_the_host_environment_picks_openai_and_stays_out(
+    vm, fake_provider, allowed, monkeypatch
+):
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_SECRET)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url_openai)
+    fake_provider.script(
+        Reply(tool_calls=[ToolCall("bash", {"command": "printenv; echo $OPENAI_API_KEY"})]),
+        Reply("Nothing here."),
+    )
+    session = await vm.create_session("pi")
+    assert session.model.startswith("openai:")
+    assert "host environment" in session.model_reason
+    result = await vm.send_prompt(session.session_id, "Print your environment.")
+    assert result.text == "Nothing here."
+    assert fake_provider.requests[0].path.endswith("/chat/completions")
+    assert {r.api_key for r in fake_provider.requests} == {OPENAI_SECRET}
+    [sent_back] = tool_results(fake_provider)
+    assert "HOME=/home/user" in sent_back
+    assert OPENAI_SECRET not in sent_back
+    await assert_vm_holds_no_secret(vm, OPENAI_SECRET)
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+async def test_tool_calls_round_trip_and_text_streams_in_chunks(vm, fake_provider, allowed, provider):
+    fake_provider.script(
+        Reply(tool_calls=[ToolCall("write", {"path": "hello.py", "content": "print('hi')\n"}, id="call_1")]),
+        Reply(tool_calls=[ToolCall("bash", {"command": "python3 hello.py"}, id="call_2")]),
+        Reply("The script printed hi, as it should.", chunk_size=5),
+    )
+    env = {
+        "ANTHROPIC_API_KEY": ANTHROPIC_SECRET,
+        "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic,
+        "OPENAI_API_KEY": OPENAI_SECRET,
+        "OPENAI_BASE_URL": fake_provider.base_url_openai,
+    }
+    session = await vm.create_session("pi", model=f"{provider}:fake-model", env=env)
+    updates = [u async for u in vm.stream_prompt(session.session_id, "Write hello.py and run it.")]
+    assert updates[-1].stop_reason == "end_turn"
+    chunks = [u.content.text for u in updates if u.session_update == "agent_message_chunk"]
+    assert len(chunks) > 3
+    assert "".join(chunks) == "The script printed hi, as it should."
+    assert await vm.read_file("hello.py", encoding="utf-8") == "print('hi')\n"
+
+    sent_back = tool_results(fake_provider)
+    assert "Wrote 12 bytes to /home/user/hello.py" in sent_back[0]
+    assert "hi" in sent_back[-1]
+    first = fake_provider.requests[0].body
+    tools = first["tools"]
+    names = [t.get("name") or t["function"]["name"] for t in tools]
+    assert names == ["read", "write", "edit", "bash"]
+    system = json.dumps(first.get("system") or first["messages"][0])
+    assert "You are pi, a coding agent" in system
+    assert "agentOS VM" in system
+
+
+async def test_a_rejected_key_ends_the_turn_with_a_clear_error(vm, fake_provider, allowed):
+    fake_provider.script(Failure(401))
+    session = await vm.create_session(
+        "pi",
+        model="anthropic:claude-fake",
+        env={"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic},
+    )
+    result = await vm.send_prompt(session.session_id, "hello")
+    assert result.stop_reason == "error"
+    assert "401" in result.error
+    assert ANTHROPIC_SECRET not in result.error
+    assert len(fake_provider.requests) == 1  # not retried
+
+
+async def test_transient_failures_are_retried_with_notices(vm, fake_provider, allowed):
+    fake_provider.script(Failure(429, retry_after="0"), DROP, Reply("finally"))
+    session = await vm.create_session(
+        "pi",
+        model="openai:gpt-fake",
+        env={"OPENAI_API_KEY": OPENAI_SECRET, "OPENAI_BASE_URL": fake_provider.base_url_openai},
+    )
+    result = await vm.send_prompt(session.session_id, "hello")
+    assert result.text == "finally"
+    notices = [
+        u.text for u in await vm.get_session_events(session.session_id) if u.session_update == "notice"
+    ]
+    assert len(notices) == 3  # the model announced, then two retries
+    assert "attempt 2 of 3" in notices[1]
+    assert "attempt 3 of 3" in notices[2]
+
+    fake_provider.script(Failure(500), Failure(503), Failure(500))
+    result = await vm.send_prompt(session.session_id, "again")
+    assert result.stop_reason == "error"
+    assert "500" in result.error
+
+
+async def test_an_openai_compatible_local_server_needs_no_key(vm, fake_provider, allowed):
+    fake_provider.script(Reply("local answer"))
+    config = ModelConfig(provider="openai", name="llama3", base_url=fake_provider.base_url_openai)
+    session = await vm.create_session("pi", model=config)
+    assert session.model == "openai:llama3"
+    assert (await vm.send_prompt(session.session_id, "hi")).text == "local answer"
+    assert fake_provider.requests[0].body["model"] == "llama3"
+
+
+async def test_a_provider_without_its_key_is_a_clear_error(vm):
+    with pytest.raises(errors.ModelNotAvailable, match="ANTHROPIC_API_KEY"):
+        await vm.create_session("pi", model="anthropic:claude-sonnet")
+
+
+async def test_with_no_key_the_offline_model_answers_and_says_so(vm):
+    session = await vm.create_session("pi")
+    assert session.offline
+    assert session.model == "offline:agentos"
+    [notice] = await vm.get_session_events(session.session_id)
+    assert notice.session_update == "notice"
+    assert notice.level == "warning"
+    assert "offline" in notice.text
+    result = await vm.send_prompt(session.session_id, "What is in this directory?")
+    assert "offline model" in result.text
