@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
-from fake_providers import fake_provider  # noqa: F401  (the fixture)
 
 from agentos_nb.store.memory import MemoryStore
 
@@ -20,6 +19,14 @@ def anyio_backend() -> str:
 
 
 MODEL_KEYS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_BASE_URL")
+
+
+@pytest.fixture
+def fake_provider(monkeypatch: pytest.MonkeyPatch):
+    """A fake Anthropic and OpenAI server on 127.0.0.1 (see fake_providers.py)."""
+    from fake_providers import serve_fake_provider
+
+    yield from serve_fake_provider(monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -451,9 +451,9 @@ def running_fake_provider(*, hang_limit: float = 30.0) -> Iterator[FakeProvider]
         fake.stop()
 
 
-@pytest.fixture
-def fake_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
-    """A fake Anthropic + OpenAI server on 127.0.0.1, stopped after the test."""
+def serve_fake_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
+    """The `fake_provider` fixture's body (conftest registers it): a fake Anthropic + OpenAI
+    server on 127.0.0.1, stopped after the test."""
     # Never route 127.0.0.1 through a proxy from the environment.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

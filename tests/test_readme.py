@@ -38,23 +38,3 @@ def test_the_readme_lists_exactly_the_commands_common_installs() -> None:
     listed = re.search(r"<!-- common-commands -->\n```text\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert listed is not None
     assert listed.group(1).split() == list(engine_commands())
-
-
-def test_demo_command_runs_the_three_seed_examples() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "agentos_nb", "demo", "--work-seconds", "0.01"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"COLUMNS": "200", "PATH": ""},
-    )
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
-    assert "backpressure: queue 'tasks' is full (3 messages)" in out
-    assert "refused: body for queue 'tasks' is invalid: prompt" in out
-    assert "Review: [pi-" in out
-    assert "done: Review /home/user/src/auth.ts" in out
-    assert "Investigate and fix: Login redirect broken" in out
-    assert "done: one too many" in out
-    assert "Done: 5 replies, 6 prompts to the stand-in VMs" in out

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import next_event, wait_until
 from pydantic import BaseModel
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import (
@@ -29,7 +30,6 @@ from agentos_nb import agent_os, errors, host_tool, toolkit
 from agentos_nb.agents import harness
 from agentos_nb.agents.harness import RetryPolicy
 from agentos_nb.software import Pi, common, pi
-from conftest import next_event, wait_until
 
 pytestmark = pytest.mark.anyio
 

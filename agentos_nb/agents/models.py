@@ -44,10 +44,6 @@ _KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 _URL_VARS = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
 
 
-class ModelResolutionError(ModelNotAvailable, ValueError):
-    """The model asked for cannot be built: an unknown provider or name, a missing key or SDK."""
-
-
 class ModelConfig(BaseModel):
     """A model on a server of your choosing: an OpenAI-compatible local server (ollama, vLLM,
     llama.cpp) or a proxy. Unset `base_url` and `api_key` are looked up like any other."""
@@ -79,7 +75,7 @@ def resolve_model(
     host_env: Mapping[str, str] | None = None,
 ) -> ResolvedModel:
     """The model a session uses: the one given, else the one the keys in the environment pick, else
-    the offline model. Raises `ModelResolutionError` (a `ValueError`) when the choice can't be honoured."""
+    the offline model. Raises `ModelNotAvailable` when the choice can't be honoured."""
     sources = [env or {}, os.environ if host_env is None else host_env]
     for source in sources:
         _remember_secrets(source.get(var) for var in _KEY_VARS.values())
@@ -123,7 +119,7 @@ def _split_name(model: str) -> tuple[str, str]:
     if ":" in text:
         provider, name = text.split(":", 1)
         if provider not in KNOWN_PROVIDERS:
-            raise ModelResolutionError(
+            raise ModelNotAvailable(
                 f"unknown model provider {provider!r} in {model!r}: "
                 f"known providers are {', '.join(KNOWN_PROVIDERS)}"
             )
@@ -133,13 +129,13 @@ def _split_name(model: str) -> tuple[str, str]:
     elif text.startswith(("gpt-", "o1", "o3", "o4")):
         provider, name = "openai", text
     else:
-        raise ModelResolutionError(
+        raise ModelNotAvailable(
             f"cannot tell which provider serves model {model!r}: "
             "write it as 'anthropic:NAME' or 'openai:NAME' "
             "(for a local OpenAI-compatible server, set OPENAI_BASE_URL or use ModelConfig(base_url=...))"
         )
     if not name.strip():
-        raise ModelResolutionError(f"model {model!r} names no model after {provider!r}")
+        raise ModelNotAvailable(f"model {model!r} names no model after {provider!r}")
     return provider, name.strip()
 
 
@@ -158,7 +154,7 @@ def _build(
         if provider == "openai" and base_url and _is_local(base_url):
             api_key = LOCAL_PLACEHOLDER_KEY
         else:
-            raise ModelResolutionError(
+            raise ModelNotAvailable(
                 f"model {provider}:{name} needs an API key: set {key_var} in the session env "
                 f"(create_session(env={{'{key_var}': ...}})) or in the environment",
                 variable=key_var,
@@ -173,7 +169,7 @@ def _anthropic_model(name: str, api_key: str, base_url: str | None) -> Model:
         from pydantic_ai.models.anthropic import AnthropicModel
         from pydantic_ai.providers.anthropic import AnthropicProvider
     except ImportError as error:
-        raise ModelResolutionError(
+        raise ModelNotAvailable(
             "Anthropic models need the SDK: pip install 'agentos_nb[anthropic]'"
         ) from error
     # An explicit base_url, so the SDK never falls back to the host's ANTHROPIC_BASE_URL on its own.
@@ -189,7 +185,7 @@ def _openai_model(name: str, api_key: str, base_url: str | None) -> Model:
         from pydantic_ai.models.openai import OpenAIChatModel
         from pydantic_ai.providers.openai import OpenAIProvider
     except ImportError as error:
-        raise ModelResolutionError("OpenAI models need the SDK: pip install 'agentos_nb[openai]'") from error
+        raise ModelNotAvailable("OpenAI models need the SDK: pip install 'agentos_nb[openai]'") from error
     client = AsyncOpenAI(
         api_key=api_key, base_url=base_url or OPENAI_API_URL, max_retries=0, timeout=REQUEST_TIMEOUT
     )

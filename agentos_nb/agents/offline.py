@@ -308,7 +308,8 @@ def _chunks(text: str) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Result:
-    """A tool call of this turn and what the loop sent back for it."""
+    """A tool call of this turn and what the loop sent back for it; a failure is an `Error: ` text,
+    a bash command's `[exit code N]` line, or a return whose outcome is not a success."""
 
     tool: str
     output: str
@@ -369,9 +370,11 @@ def _results(messages: Sequence[ModelMessage], start: int) -> list[_Result]:
             if isinstance(part, ToolCallPart):
                 calls[part.tool_call_id] = part.tool_name
             elif isinstance(part, ToolReturnPart) and part.tool_call_id in calls:
+                tool = calls.pop(part.tool_call_id)
                 output = part.content if isinstance(part.content, str) else part.model_response_str()
-                ok = part.outcome == "success" and not output.startswith("Error: ")
-                results.append(_Result(calls.pop(part.tool_call_id), output, ok))
+                exited = tool == "bash" and (output.startswith("[exit code ") or "\n[exit code " in output)
+                ok = part.outcome == "success" and not output.startswith("Error: ") and not exited
+                results.append(_Result(tool, output, ok))
     return results
 
 

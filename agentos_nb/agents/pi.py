@@ -15,7 +15,6 @@ from pydantic_ai.models import Model
 from agentos_nb.agents.harness import PiSession, RetryPolicy
 from agentos_nb.agents.models import resolve_model
 from agentos_nb.agents.offline import offline_model
-from agentos_nb.errors import ModelNotAvailable
 from agentos_nb.vm.sessions import AgentSession, SessionRequest
 from agentos_nb.vm.software import VmSetup
 
@@ -52,14 +51,9 @@ class Pi:
 
     async def open_session(self, request: SessionRequest) -> AgentSession:
         model = request.model if request.model is not None else self._model
-        try:
-            # In a thread: a provider's client loads its TLS context (tens of ms), and the
-            # first import of its SDK takes seconds.
-            resolved = await asyncio.to_thread(resolve_model, model, env=request.env, offline=offline_model)
-        except ModelNotAvailable:
-            raise
-        except ValueError as error:
-            raise ModelNotAvailable(str(error)) from None
+        # In a thread: a provider's client loads its TLS context (tens of ms), and the first
+        # import of its SDK takes seconds.
+        resolved = await asyncio.to_thread(resolve_model, model, env=request.env, offline=offline_model)
         # A client built here from keys is the session's to close; a model object given is the caller's.
         owns_client = not isinstance(model, Model) and not resolved.offline
         return PiSession(request, resolved, system_prompt(request), self._retry, owns_client=owns_client)

@@ -1,0 +1,138 @@
+"""`agentos-nb demo`: the seeds run in a terminal, narrated from the event bus as they happen,
+answered by the offline model (conftest hides the machine's API keys)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import MODEL_KEYS
+
+from agentos_nb.cli import main
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """`out = run_cli("demo", ...)`: the command's exit code must be 0; returns what it printed."""
+    monkeypatch.setenv("COLUMNS", "200")  # no wrapping inside the lines the tests read
+
+    def run(*argv: str, exit_code: int = 0) -> str:
+        assert main(list(argv)) == exit_code
+        return capsys.readouterr().out
+
+    return run
+
+
+def in_order(text: str, *patterns: str) -> list[re.Match[str]]:
+    """Each pattern matches, each after the one before it."""
+    found, start = [], 0
+    for pattern in patterns:
+        match = re.compile(pattern, re.MULTILINE).search(text, start)
+        assert match is not None, f"{pattern!r} not found after position {start} in:\n{text}"
+        found.append(match)
+        start = match.end()
+    return found
+
+
+def test_demo_narrates_the_writer_and_the_reviewer_as_they_work(run_cli) -> None:
+    out = run_cli("demo")
+    in_order(
+        out,
+        r"^writer +● pi session s-\w+ opened",
+        r"^writer +! pi on offline:agentos: .*using the offline model",
+        r"^writer +» Write a REST API at /home/user/api\.ts, then submit it for review\.",
+        r"^writer +▸ write /home/user/api\.ts\n +✓ Wrote \d+ bytes to /home/user/api\.ts",
+        r"─ /home/user/api\.ts ─",  # the file, with line numbers
+        r"^│ +1 \S",
+        r"^writer +▸ bash: agentos-review submit --path /home/user/api\.ts",
+        r'^writer +→ review\.submit \{"path": "/home/user/api\.ts"\}',
+        # the reviewer's session is nested under the host tool call that opened it
+        r"^    reviewer +● pi session s-\w+ opened",
+        r"^    reviewer +» Review the code at /home/user/api\.ts and list any issues\.",
+        r"^    reviewer +▸ read /home/user/api\.ts\n +✓ \d+ lines",
+        r"^    ╭─ reviewer ─",
+        r"^    │ .*Line \d+: ",
+        r"^    reviewer +■ turn ended: end_turn",
+        r"^    reviewer +○ session s-\w+ closed",
+        r"^writer +← review\.submit returned in \d+\.\d\d s: \{\"review\": ",
+        r"^writer +✓ bash: agentos-review submit --path /home/user/api\.ts · \{\"ok\": true",
+        r"^╭─ writer ─",  # the writer's final answer, which carries the review
+        r"^│ .*Line \d+: ",
+        r"^writer +■ turn ended: end_turn · 3 model requests, 2 tool calls",
+        r"done in \d+\.\d s · the writer's turn: end_turn",
+    )
+
+
+def test_the_review_cites_lines_of_the_file_as_shown(run_cli) -> None:
+    out = run_cli("demo")
+    shown = dict(re.findall(r"^│ +(\d+) (.*?) *│$", out, flags=re.MULTILINE))
+    cited = re.findall(r"^    │  • Line (\d+): (.+?) — ", out, flags=re.MULTILINE)
+    assert len(cited) >= 2
+    for number, text in cited:
+        assert text.strip() in shown[number]
+
+
+def test_demo_queues_narrates_seed_002_on_real_vms(run_cli) -> None:
+    out = run_cli("demo", "--queues")
+    in_order(
+        out,
+        r"Serial tasks: one message at a time",
+        r"^task_runner/main +⇢ tasks #3 enqueued",
+        r"^task_runner/main +! backpressure: queue 'tasks' is full \(3 messages\)",
+        r"the sender waits for room: send\(\.\.\., block=True\)",
+        r"^vm/task-agent +» Review PR #123",
+        r"^task_runner/main +⇢ tasks #4 enqueued",  # room came: the blocked send went through
+        r"^task_runner/main +! refused: body for queue 'tasks' is invalid: prompt",
+        r"^vm/task-agent +» Fix the flaky test in auth\.test\.ts",
+        r"^vm/task-agent +» Update the README",
+        r"^vm/task-agent +» Add a CHANGELOG entry",
+        r"^task_runner/main +✓ tasks #4 completed",
+        r"Request/response: completable messages",
+        r"^reviewer/main +⇠ review #5 received",
+        r"^vm/reviewer +▸ write /home/user/review\.txt",
+        r"^reviewer/main +✓ review #5 completed: \{\"summary\": ",
+        r"^╭─ Review: ─",
+        r"^│ .*Line \d+: ",
+        r"Ingesting from external systems: an action pushes to a queue",
+        r"^issue_worker/main +⇢ issues #6 enqueued",
+        r"^vm/issue-worker +» Investigate and fix this issue:",
+        r"^issue_worker/main +✓ issues #6 completed",
+        r"done in \d+\.\d s",
+    )
+    # one task at a time: each session closes before the next one opens
+    sessions = re.findall(r"^vm/task-agent +([●○]) ", out, flags=re.MULTILINE)
+    assert sessions == ["●", "○"] * 4
+    assert out.count("using the offline model") == 3  # once per VM, not once per session
+
+
+def test_model_option_reaches_every_session(run_cli) -> None:
+    out = run_cli("demo", "--model", "offline")
+    assert re.search(r"^writer +! pi on offline:agentos: given explicitly", out, re.MULTILINE)
+    assert re.search(r"^    reviewer +! pi on offline:agentos: given explicitly", out, re.MULTILINE)
+
+
+def test_a_model_that_cannot_be_used_stops_the_demo_with_a_message(run_cli) -> None:
+    out = run_cli("demo", "--model", "anthropic:claude-sonnet-4-5", exit_code=1)
+    assert "The demo stopped: model anthropic:claude-sonnet-4-5 needs an API key" in out
+    assert "Traceback" not in out
+
+
+def test_the_console_script_runs_the_demo_and_exits_by_itself() -> None:
+    env = {name: value for name, value in os.environ.items() if name not in MODEL_KEYS}
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "agentos_nb", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**env, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 10
+    assert "writer    → review.submit" in done.stdout
+    assert "done in" in done.stdout
