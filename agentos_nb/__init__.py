@@ -9,10 +9,12 @@ from agentos_nb.actors.definition import ActorDefinition, ActorOptions, QueueSpe
 from agentos_nb.actors.handles import ActorHandle, Client, DeadLetter, SendResult
 from agentos_nb.actors.queues import Message
 from agentos_nb.actors.registry import Registry, setup
+from agentos_nb.agents.models import ModelConfig
 from agentos_nb.events import Event, EventBus, Subscription
 from agentos_nb.store import MemoryStore, Store
 from agentos_nb.vm.agent_os import agent_os
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
+from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate, Usage
 from agentos_nb.vm.shell import ShellLimits
 from agentos_nb.vm.toolkits import HostTool, ToolContext, Toolkit, host_tool, toolkit
 
@@ -21,6 +23,7 @@ __all__ = [
     "ActorDefinition",
     "ActorHandle",
     "ActorOptions",
+    "AgentTypeInfo",
     "Client",
     "DeadLetter",
     "DirEntry",
@@ -33,14 +36,19 @@ __all__ = [
     "HostTool",
     "MemoryStore",
     "Message",
+    "ModelConfig",
+    "PromptResult",
     "QueueSpec",
     "Registry",
     "SendResult",
+    "SessionInfo",
+    "SessionUpdate",
     "ShellLimits",
     "Store",
     "Subscription",
     "ToolContext",
     "Toolkit",
+    "Usage",
     "actor",
     "agent_os",
     "errors",

@@ -97,8 +97,8 @@ class PiSession:
         self._provider = resolved.provider
         self._tools = AgentTools(request.vm, request.cwd)
         self._params = ModelRequestParameters(function_tools=list(TOOL_DEFINITIONS), allow_text_output=True)
-        # A FunctionModel without a stream function cannot stream (it fails an assertion).
-        self._streams = not (isinstance(self._model, FunctionModel) and self._model.stream_function is None)
+        # A local function gains nothing from streaming, which costs pydantic-ai 3-4x a plain request.
+        self._streams = not isinstance(self._model, FunctionModel)
         self._history: list[ModelMessage] = (
             list(ModelMessagesTypeAdapter.validate_json(request.saved)) if request.saved else []
         )
