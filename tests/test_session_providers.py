@@ -4,9 +4,11 @@ the model client and nothing else, tool calls round-trip, failures end turns cle
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+from conftest import next_event, wait_until
 from fake_providers import DROP, Failure, FakeProvider, Reply, ToolCall
 from pydantic_ai.models import override_allow_model_requests
 
@@ -209,3 +211,85 @@ async def test_with_no_key_the_offline_model_answers_and_says_so(vm):
     assert "offline" in notice.text
     result = await vm.send_prompt(session.session_id, "What is in this directory?")
     assert "offline model" in result.text
+
+
+async def test_after_sleep_a_session_keeps_its_provider_and_keys_but_the_store_never_sees_them(
+    start_registry, fake_provider, allowed
+):
+    registry = await start_registry(vm=agent_os(software=[common, Pi()], options={"sleep_timeout": 0.2}))
+    vm = registry.client().vm.get_or_create(["sleepy"])
+    slept = registry.bus.subscribe(types=["actor.slept"])
+    fake_provider.script(Reply("before"), Reply("after"))
+    env = {"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic}
+    session = await vm.create_session("pi", env=env)
+    await vm.send_prompt(session.session_id, "one")
+    await next_event(slept, "actor.slept")
+
+    saved = await registry.store.load_blob(await vm.resolve(), "sessions")
+    assert ANTHROPIC_SECRET.encode() not in saved
+    result = await vm.send_prompt(session.session_id, "two")
+    assert result.text == "after"
+    assert (await vm.get_session(session.session_id)).model == session.model
+    assert {r.api_key for r in fake_provider.requests} == {ANTHROPIC_SECRET}
+    second = fake_provider.requests[-1].body["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "user"]
+
+
+async def test_settings_with_a_key_are_saved_without_it(start_registry, fake_provider, allowed):
+    registry = await start_registry(vm=agent_os(software=[common, Pi()], options={"sleep_timeout": 0.2}))
+    vm = registry.client().vm.get_or_create(["sleepy"])
+    slept = registry.bus.subscribe(types=["actor.slept"])
+    config = ModelConfig(
+        provider="openai", name="gpt-fake", base_url=fake_provider.base_url_openai, api_key=OPENAI_SECRET
+    )
+    fake_provider.script(Reply("hi"))
+    session = await vm.create_session("pi", model=config)
+    await vm.send_prompt(session.session_id, "one")
+    await next_event(slept, "actor.slept")
+    saved = json.loads(await registry.store.load_blob(await vm.resolve(), "sessions"))
+    assert saved[0]["model"] == {"provider": "openai", "name": "gpt-fake", "base_url": config.base_url}
+
+
+async def test_a_retry_after_part_of_a_reply_says_the_reply_starts_again(vm, fake_provider, allowed):
+    fake_provider.script(Reply("Hello, world, and more", chunk_size=3, drop_after=6), Reply("Hello again."))
+    session = await vm.create_session(
+        "pi",
+        model="anthropic:claude-fake",
+        env={"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic},
+    )
+    result = await vm.send_prompt(session.session_id, "hello")
+    assert result.text == "Hello again."
+    notices = [
+        u.text for u in await vm.get_session_events(session.session_id) if u.session_update == "notice"
+    ]
+    assert len(notices) == 2
+    assert "the reply so far was cut off and starts again" in notices[1]
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+async def test_a_cancelled_turn_leaves_a_conversation_the_provider_accepts(
+    vm, fake_provider, allowed, provider
+):
+    fake_provider.script(
+        Reply(tool_calls=[ToolCall("bash", {"command": "sleep 30"}, id="call_sleep")]),
+        Reply("Understood, it was cancelled."),
+    )
+    env = {
+        "ANTHROPIC_API_KEY": ANTHROPIC_SECRET,
+        "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic,
+        "OPENAI_API_KEY": OPENAI_SECRET,
+        "OPENAI_BASE_URL": fake_provider.base_url_openai,
+    }
+    session = await vm.create_session("pi", model=f"{provider}:fake-model", env=env)
+    turn = asyncio.ensure_future(vm.send_prompt(session.session_id, "sleep"))
+    await wait_until(lambda: _has_tool_call(vm, session.session_id))
+    assert await vm.cancel_prompt(session.session_id)
+    assert (await turn).stop_reason == "cancelled"
+    result = await vm.send_prompt(session.session_id, "what happened?")
+    assert result.text == "Understood, it was cancelled."
+    [cancelled] = tool_results(fake_provider)
+    assert "The user cancelled this before it finished." in cancelled
+
+
+async def _has_tool_call(vm, session_id: str) -> bool:
+    return any(u.session_update == "tool_call" for u in await vm.get_session_events(session_id))

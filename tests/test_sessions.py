@@ -464,3 +464,190 @@ async def test_sessions_outlive_sleep(start_registry):
     updates = await writer.get_session_events(session.session_id)
     assert [u.seq for u in updates] == list(range(1, len(updates) + 1))
     assert [u.session_update for u in updates].count("turn_ended") == 2
+
+
+# --- races, failures and lifecycles -----------------------------------------------------------
+
+
+def gated(gate: asyncio.Event, text: str = "done") -> FunctionModel:
+    """A model whose first answer waits for `gate`; later ones answer at once."""
+    calls = []
+
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        calls.append(1)
+        if len(calls) == 1:
+            await gate.wait()
+        return reply(text)
+
+    return FunctionModel(answer)
+
+
+async def test_closing_a_session_refuses_the_prompt_waiting_behind_its_turn(writer):
+    gate = asyncio.Event()
+    session = await writer.create_session("pi", model=gated(gate))
+    running = asyncio.ensure_future(writer.send_prompt(session.session_id, "first"))
+    waiting = asyncio.ensure_future(writer.send_prompt(session.session_id, "second"))
+    await wait_until(lambda: _busy(writer, session.session_id))
+    await asyncio.gather(writer.close_session(session.session_id), writer.close_session(session.session_id))
+    assert (await running).stop_reason == "cancelled"
+    with pytest.raises(errors.SessionClosed, match="closed while this prompt waited"):
+        await waiting
+    prompts = [
+        u.content.text
+        for u in await writer.get_session_events(session.session_id)
+        if u.session_update == "user_message_chunk"
+    ]
+    assert prompts == ["first"]
+
+
+async def _busy(writer, session_id: str) -> bool:
+    return (await writer.get_session(session_id)).busy
+
+
+async def test_a_cancel_as_the_turn_starts_ends_it_cancelled(writer):
+    session = await writer.create_session("pi", model=scripted(reply("never"), reply("later")))
+    turn = asyncio.ensure_future(writer.send_prompt(session.session_id, "go"))
+    for _ in range(50):  # catch the turn as early as it can be caught
+        if await writer.cancel_prompt(session.session_id):
+            break
+        await asyncio.sleep(0)
+    result = await turn
+    assert result.stop_reason in ("cancelled", "end_turn")
+    follow_up = await writer.send_prompt(session.session_id, "again")
+    assert follow_up.stop_reason == "end_turn"
+
+
+async def test_leaving_a_stream_that_waits_cancels_only_its_own_prompt(writer):
+    gate = asyncio.Event()
+    session = await writer.create_session("pi", model=gated(gate, "first done"))
+    first = asyncio.ensure_future(writer.send_prompt(session.session_id, "first"))
+    await wait_until(lambda: _busy(writer, session.session_id))
+
+    async def read_the_stream() -> None:
+        async for _ in writer.stream_prompt(session.session_id, "second"):
+            pass
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(read_the_stream(), 0.2)
+    gate.set()
+    assert (await first).text == "first done"  # the other caller's turn went on
+    await asyncio.sleep(0.05)
+    prompts = [
+        u.content.text
+        for u in await writer.get_session_events(session.session_id)
+        if u.session_update == "user_message_chunk"
+    ]
+    assert prompts == ["first"]
+
+
+async def test_a_tool_that_fails_unexpectedly_is_a_failed_result(writer):
+    model = scripted(
+        tool("read", path=""),
+        tool("write", path="a\x00b", content="x"),
+        lambda messages: reply(json.dumps(tool_results(messages))),
+    )
+    session = await writer.create_session("pi", model=model)
+    result = await writer.send_prompt(session.session_id, "go")
+    assert result.stop_reason == "end_turn"
+    assert json.loads(result.text) == [
+        "Error: a VM path cannot be empty",
+        "Error: a VM path cannot contain a NUL character: 'a\\x00b'",
+    ]
+
+
+async def test_an_unexpected_model_error_ends_the_turn_without_showing_keys(writer):
+    secret = "sk-test-0123456789abcdef"
+
+    async def leaky(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        raise RuntimeError(f"bad header x-api-key: {secret}")
+
+    session = await writer.create_session("pi", model=FunctionModel(leaky), env={"OTHER_API_KEY": secret})
+    result = await writer.send_prompt(session.session_id, "go")
+    assert result.stop_reason == "error"
+    assert "RuntimeError: bad header x-api-key" in result.error
+    for update in await writer.get_session_events(session.session_id):
+        assert secret not in update.model_dump_json()
+
+
+async def test_a_cancel_between_two_tool_calls_leaves_a_conversation_that_goes_on(writer):
+    model = scripted(
+        ModelResponse(
+            parts=[
+                ToolCallPart("bash", {"command": "echo one > one.txt"}, tool_call_id="c1"),
+                ToolCallPart("bash", {"command": "sleep 30"}, tool_call_id="c2"),
+                ToolCallPart("bash", {"command": "echo three > three.txt"}, tool_call_id="c3"),
+            ]
+        ),
+        lambda messages: reply(" | ".join(all_tool_results(messages))),
+    )
+    session = await writer.create_session("pi", model=model)
+    turn = asyncio.ensure_future(writer.send_prompt(session.session_id, "go"))
+    await wait_until(lambda: writer.exists("one.txt"))
+    await asyncio.sleep(0.05)
+    assert await writer.cancel_prompt(session.session_id)
+    assert (await turn).stop_reason == "cancelled"
+    assert not await writer.exists("three.txt")
+    follow_up = await writer.send_prompt(session.session_id, "what happened?")
+    assert follow_up.text == f"(no output) | {harness._CANCELLED} | {harness._CANCELLED}"
+
+
+async def test_a_vm_stopping_mid_turn_ends_the_turn_in_the_transcript(start_registry):
+    registry = await start_registry(writer=agent_os(software=[common, pi]))
+    writer = registry.client().writer.get_or_create(["test"])
+    session = await writer.create_session("pi", model=scripted(tool("bash", command="sleep 30")))
+    updates = registry.bus.subscribe(types=["session.updated"])
+    turn = asyncio.ensure_future(writer.send_prompt(session.session_id, "go"))
+    await wait_until(lambda: _busy(writer, session.session_id))
+    await registry.stop(grace=0)
+    with pytest.raises(errors.AgentOSError):
+        await turn
+    seen = []
+    async for event in updates:
+        seen.append(event.update)
+        if event.update.session_update == "turn_ended":
+            break
+    assert seen[-1].stop_reason == "cancelled"
+    assert "VM stopped" in seen[-1].error
+
+
+async def test_read_cuts_a_single_huge_line_and_write_replaces_binary_files(writer):
+    await writer.write_file("one-line.txt", "x" * 200_000)
+    await writer.write_file("blob.bin", b"\xff\xfe\x00binary")
+    model = scripted(
+        tool("read", path="one-line.txt"),
+        tool("write", path="blob.bin", content="text now\n"),
+        tool("bash", command="sleep 5", timeout=0.2),
+        lambda messages: reply(json.dumps(tool_results(messages))),
+    )
+    session = await writer.create_session("pi", model=model)
+    long_line, written, slept = json.loads((await writer.send_prompt(session.session_id, "go")).text)
+    assert len(long_line) < 51_000
+    assert "line 1 is 200000 characters long and was cut" in long_line
+    assert written == "Wrote 9 bytes to /home/user/blob.bin"
+    assert await writer.read_file("blob.bin") == b"text now\n"
+    assert "timed out after 0.2 s" in slept
+
+
+async def test_a_sleeping_vm_closes_its_sessions_clients_and_reopens_them_with_their_model(start_registry):
+    closed = []
+    model = scripted(reply("one"), reply("two"))
+    registry = await start_registry(writer=agent_os(software=[common, pi], options={"sleep_timeout": 0.2}))
+    writer = registry.client().writer.get_or_create(["sleepy"])
+    slept = registry.bus.subscribe(types=["actor.slept"])
+    session = await writer.create_session("pi", model=model, env={"SOME_KEY": "value-kept-in-memory"})
+    instance = registry._instances[await writer.resolve()]
+    agent = instance.vars.sessions._live[session.session_id].agent
+    original_close = agent.close
+
+    async def recording_close() -> None:
+        closed.append(session.session_id)
+        await original_close()
+
+    agent.close = recording_close
+    await writer.send_prompt(session.session_id, "one")
+    await next_event(slept, "actor.slept")
+    assert closed == [session.session_id]
+    saved = await registry.store.load_blob(await writer.resolve(), "sessions")
+    assert b"value-kept-in-memory" not in saved
+    result = await writer.send_prompt(session.session_id, "two")  # the same model object, kept in memory
+    assert result.text == "two"

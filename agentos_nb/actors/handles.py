@@ -137,8 +137,12 @@ class ActorHandle:
         """Call a streaming action and yield its items as they come.
 
         The action runs inside the actor (holding sleep off, stopping with it), not in the
-        caller's task; leaving the loop early cancels it.
+        caller's task. Closing the iterator cancels it: leave the loop inside
+        `contextlib.aclosing(...)`, or drop the iterator, to stop it at once.
         """
+        definition = self._registry.definitions[self._name]
+        if not inspect.isasyncgenfunction(definition.actions.get(action)):
+            raise UnknownAction(f"actor {self._name!r} has no streaming action {action!r}; use call()")
         items: asyncio.Queue[Any] = asyncio.Queue()
         end = object()
 

@@ -37,7 +37,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.function import FunctionModel
 
-from agentos_nb.agents.models import ResolvedModel, classify_failure
+from agentos_nb.agents.models import ResolvedModel, classify_failure, redact
 from agentos_nb.agents.tools import TOOL_DEFINITIONS, AgentTools
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
@@ -55,6 +55,7 @@ MAX_REQUESTS_PER_TURN = 50
 """Model requests one turn may make before it ends with `max_turn_requests`."""
 
 _CANCELLED = "The user cancelled this before it finished."
+_INTERRUPTED = "This was interrupted by an error before it finished."
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +95,15 @@ class PiSession:
         self._instructions = instructions
         self._retry = retry
         self._owns_client = owns_client
+        self._secrets = tuple(request.env.values())
         self._provider = resolved.provider
         self._tools = AgentTools(request.vm, request.cwd)
         self._params = ModelRequestParameters(function_tools=list(TOOL_DEFINITIONS), allow_text_output=True)
-        # A local function gains nothing from streaming, which costs pydantic-ai 3-4x a plain request.
-        self._streams = not isinstance(self._model, FunctionModel)
+        # A local function gains nothing from streaming, which costs pydantic-ai 3-4x a plain
+        # request; unless streaming is all it can do.
+        model = self._model
+        self._streams = not isinstance(model, FunctionModel) or model.function is None
+        self._partial = False  # the response being streamed has shown some text
         self._history: list[ModelMessage] = (
             list(ModelMessagesTypeAdapter.validate_json(request.saved)) if request.saved else []
         )
@@ -131,24 +136,32 @@ class PiSession:
                     for call in calls:
                         results.append(await self._call_tool(call, emit))
                         usage.tool_calls += 1
-                finally:
-                    # Every call gets a result, even when the turn is cancelled midway: a
-                    # conversation with an unanswered call cannot be sent again.
+                except BaseException as stopped:
+                    # Every call gets a result, even when the turn stops midway: a conversation
+                    # with an unanswered call cannot be sent again.
+                    unanswered = _CANCELLED if isinstance(stopped, asyncio.CancelledError) else _INTERRUPTED
                     answered = {result.tool_call_id for result in results}
                     results += [
-                        ToolReturnPart(call.tool_name, _CANCELLED, tool_call_id=call.tool_call_id)
+                        ToolReturnPart(call.tool_name, unanswered, tool_call_id=call.tool_call_id)
                         for call in calls
                         if call.tool_call_id not in answered
                     ]
+                    raise
+                finally:
                     history.append(ModelRequest(parts=list(results), instructions=self._instructions))
             return TurnOutcome(reply, "max_turn_requests", usage.total())
-        except _TurnFailed as failure:
-            emit(Notice(level="error", text=str(failure)))
-            _close_unanswered(history, f"(This turn ended with an error: {failure})")
-            return TurnOutcome(reply, "error", usage.total(), error=str(failure))
         except asyncio.CancelledError:
             _close_unanswered(history, f"({_CANCELLED})")
             raise
+        except Exception as error:
+            message = (
+                str(error)
+                if isinstance(error, _TurnFailed)
+                else redact(f"the agent failed: {type(error).__name__}: {error}", self._secrets)
+            )
+            emit(Notice(level="error", text=message))
+            _close_unanswered(history, f"(This turn ended with an error: {message})")
+            return TurnOutcome(reply, "error", usage.total(), error=message)
 
     # --- the model -------------------------------------------------------------------------
 
@@ -172,23 +185,26 @@ class PiSession:
                     raise
                 self._streams = False  # a model that cannot stream answers in one piece
             except Exception as error:
-                failure = classify_failure(error, provider=self._provider)
+                failure = classify_failure(error, provider=self._provider, secrets=self._secrets)
                 if failure is None:
-                    raise _TurnFailed(f"the model failed: {type(error).__name__}: {error}") from error
+                    message = f"the model failed: {type(error).__name__}: {error}"
+                    raise _TurnFailed(redact(message, self._secrets)) from error
                 if not failure.transient or retry + 1 >= self._retry.attempts:
                     raise _TurnFailed(failure.message) from error
                 delay = self._retry.delay(retry, failure.retry_after)
                 retry += 1
+                cut = "; the reply so far was cut off and starts again" if self._partial else ""
                 emit(
                     Notice(
                         level="warning",
-                        text=f"{failure.message}; retrying in {delay:.1f} s "
+                        text=f"{failure.message}{cut}; retrying in {delay:.1f} s "
                         f"(attempt {retry + 1} of {self._retry.attempts})",
                     )
                 )
                 await asyncio.sleep(delay)
 
     async def _streamed(self, history: list[ModelMessage], emit: Emit) -> ModelResponse:
+        self._partial = False
         async with direct.model_request_stream(
             self._model, history, model_request_parameters=self._params
         ) as stream:
@@ -196,6 +212,7 @@ class PiSession:
                 chunk = _chunk(event)
                 if chunk is not None:
                     emit(chunk)
+                    self._partial = True
             return stream.get()
 
     # --- tools -----------------------------------------------------------------------------

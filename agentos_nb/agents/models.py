@@ -265,7 +265,7 @@ def classify_failure(
         found = _classify_one(exc, provider or _provider_of(error))
         if found is not None:
             kind, message, retry_after = found
-            return ProviderFailure(kind, kind in _TRANSIENT, _redact(message, secrets), retry_after)
+            return ProviderFailure(kind, kind in _TRANSIENT, redact(message, secrets), retry_after)
     return None
 
 
@@ -424,7 +424,7 @@ def _is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, asyncio.CancelledError)
 
 
-def _redact(text: str, extra: Iterable[str]) -> str:
+def redact(text: str, extra: Iterable[str]) -> str:
     for secret in sorted({*_SECRETS, *(s for s in extra if s and len(s) >= 8)}, key=len, reverse=True):
         text = text.replace(secret, "[redacted]")
     return _KEYLIKE.sub(lambda m: f"{m.group(1) or m.group(2)}[redacted]", text)

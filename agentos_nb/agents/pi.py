@@ -13,7 +13,7 @@ from typing import Any
 from pydantic_ai.models import Model
 
 from agentos_nb.agents.harness import PiSession, RetryPolicy
-from agentos_nb.agents.models import resolve_model
+from agentos_nb.agents.models import ModelConfig, resolve_model
 from agentos_nb.agents.offline import offline_model
 from agentos_nb.vm.sessions import AgentSession, SessionRequest
 from agentos_nb.vm.software import VmSetup
@@ -51,6 +51,8 @@ class Pi:
 
     async def open_session(self, request: SessionRequest) -> AgentSession:
         model = request.model if request.model is not None else self._model
+        if isinstance(model, dict):  # settings saved before the VM slept, without their key
+            model = ModelConfig.model_validate(model)
         # In a thread: a provider's client loads its TLS context (tens of ms), and the first
         # import of its SDK takes seconds.
         resolved = await asyncio.to_thread(resolve_model, model, env=request.env, offline=offline_model)

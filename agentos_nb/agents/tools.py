@@ -7,6 +7,7 @@ tries again, as it would read a failed command.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ READ_LINE_LIMIT = 2000
 READ_BYTE_LIMIT = 50_000
 OUTPUT_BYTE_LIMIT = 50_000
 """What one tool result may hand the model; longer output is cut and the cut is said."""
+DIFF_CHARACTER_LIMIT = 200_000
+"""Past this, an edit's diff is neither computed nor kept in the transcript."""
 
 TOOL_DEFINITIONS = [
     ToolDefinition(
@@ -110,6 +113,10 @@ class AgentTools:
             return _failed(str(failure))
         except OSError as error:
             return _failed(_os_error(error))
+        except (ValueError, TypeError) as error:  # the VM refused the arguments: a path, a name
+            return _failed(str(error))
+        except Exception as error:  # the model chose the input; it must never crash the turn
+            return _failed(f"{name} failed: {type(error).__name__}: {error}")
 
     def invalid_json(self, name: str) -> ToolOutcome:
         return _failed(f"the arguments of {name} are not valid JSON; send one JSON object")
@@ -131,6 +138,12 @@ class AgentTools:
             if size > READ_BYTE_LIMIT and chosen:
                 break
             chosen.append(line)
+        if chosen and len(chosen[0]) > READ_BYTE_LIMIT:  # one line longer than a whole read
+            return (
+                chosen[0][:READ_BYTE_LIMIT]
+                + f"\n[line {first + 1} is {len(chosen[0])} characters long and was "
+                "cut; use bash (cut -c, head -c) to see the rest]"
+            )
         shown_last = first + len(chosen)
         body = "".join(chosen)
         if shown_last < len(lines):
@@ -142,13 +155,14 @@ class AgentTools:
     def _write(self, request: WriteInput) -> ToolOutcome:
         path = self._absolute(request.path)
         files = self._vm.files
-        previous = self._read_text(path) if files.exists(path) and files.stat(path).kind == "file" else None
+        previous = None
+        if files.exists(path) and files.stat(path).kind == "file":
+            with contextlib.suppress(ToolFailed):  # a binary file is replaced; its diff is not shown
+                previous = self._read_text(path)
         files.write_file(path, request.content)
         size = len(request.content.encode())
         return ToolOutcome(
-            f"Wrote {size} bytes to {path}",
-            "completed",
-            [DiffContent(path=path, old_text=previous, new_text=request.content)],
+            f"Wrote {size} bytes to {path}", "completed", _diff_content(path, previous, request.content)
         )
 
     def _edit(self, request: EditInput) -> ToolOutcome:
@@ -169,18 +183,15 @@ class AgentTools:
             )
         new = old.replace(request.old_text, request.new_text, 1)
         self._vm.files.write_file(path, new)
-        diff = "".join(
-            difflib.unified_diff(
-                old.splitlines(keepends=True), new.splitlines(keepends=True), f"a{path}", f"b{path}"
-            )
-        )
         return ToolOutcome(
-            f"Edited {path}\n{diff}", "completed", [DiffContent(path=path, old_text=old, new_text=new)]
+            f"Edited {path}\n{_unified_diff(path, old, new)}", "completed", _diff_content(path, old, new)
         )
 
     async def _bash(self, request: BashInput) -> ToolOutcome:
         started = time.monotonic()
-        run = await self._shell.run(request.command, timeout=request.timeout)
+        limit = self._vm.spec.limits.timeout  # the model may ask for less time, never more
+        timeout = limit if request.timeout is None else min(request.timeout, limit)
+        run = await self._shell.run(request.command, timeout=timeout)
         self._vm.note_command(request.command, self._cwd, run, time.monotonic() - started)
         text, cut = _cut(run.stdout + run.stderr)
         notes = []
@@ -207,6 +218,25 @@ class AgentTools:
             return content.decode()
         except UnicodeDecodeError:
             raise ToolFailed(f"{path} is not a text file (not UTF-8); use bash to inspect it") from None
+
+
+def _unified_diff(path: str, old: str, new: str) -> str:
+    if len(old) + len(new) > DIFF_CHARACTER_LIMIT:  # difflib is quadratic at worst, on the loop
+        return f"(the file is {len(new.splitlines())} lines long; the diff is too large to show)"
+    return "".join(
+        difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True), f"a{path}", f"b{path}"
+        )
+    )
+
+
+def _diff_content(path: str, old: str | None, new: str) -> list[ToolCallContent | DiffContent]:
+    """The transcript's view of a change: both texts, unless they are too big to keep in every
+    update (and every saved session) for good."""
+    if len(old or "") + len(new) > DIFF_CHARACTER_LIMIT:
+        note = f"{path}: {len(new.splitlines())} lines written (too large to keep a diff of)"
+        return [ToolCallContent(content=TextContent(text=note))]
+    return [DiffContent(path=path, old_text=old, new_text=new)]
 
 
 def _text_outcome(text: str) -> ToolOutcome:

@@ -62,6 +62,7 @@ def agent_os(
         vars=lambda c: AgentVm(c, spec),
         on_wake=_boot,
         on_sleep=_save,
+        on_destroy=_destroy,
         actions=_ACTIONS,
         options={**_VM_OPTIONS, **(options or {})},
     )
@@ -75,11 +76,16 @@ async def _boot(c: ActorContext) -> None:
 
 
 async def _save(c: ActorContext) -> None:
-    """Files and open sessions, for the next wake."""
+    """Files and open sessions, for the next wake; the sessions' model clients are closed."""
     vm = _vm(c)
-    await vm.sessions.close_all()
+    await vm.sessions.cancel_turns()
     await c.save_blob(FILESYSTEM_BLOB, await vm.pack())
-    await c.save_blob(SESSIONS_BLOB, vm.sessions.export())
+    await c.save_blob(SESSIONS_BLOB, await asyncio.to_thread(vm.sessions.export))
+    await vm.sessions.release()
+
+
+async def _destroy(c: ActorContext) -> None:
+    await _vm(c).sessions.release(forget=True)
 
 
 def _vm(c: ActorContext) -> AgentVm:

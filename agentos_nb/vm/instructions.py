@@ -20,8 +20,7 @@ _ENVIRONMENT = f"""\
 
 You are working inside an agentOS VM: a sandboxed bash shell over an in-memory filesystem.
 Your home and working directory is {HOME}, and you are the user `{USERNAME}`. Files persist
-between commands; each command starts in a fresh shell. Nothing here reaches the host's
-files, processes or network."""
+between commands. Nothing here reaches the host's files, processes or network."""
 
 _HOST_TOOLS = """\
 ## Host tools

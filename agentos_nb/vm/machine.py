@@ -154,7 +154,7 @@ class AgentVm:
         checked: a command that removed it leaves later ones where a terminal would be.)"""
         found = self.files.stat(cwd)
         if found.kind != "directory":
-            raise NotADirectoryError(errno.ENOTDIR, "exec cwd is not a directory", found.path)
+            raise NotADirectoryError(errno.ENOTDIR, "cwd is not a directory", found.path)
         return found.path
 
     def _read_text(self, path: str, cwd: str) -> str:

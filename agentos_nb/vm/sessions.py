@@ -9,8 +9,11 @@ Choices where Rivet's users complain:
   served), rather than being refused: cells and queue loops can send without coordinating.
 - `cancel_prompt` returns only once the turn has stopped, and the turn then ends with the
   stop reason `cancelled`; its `send_prompt` returns normally.
-- Sessions outlive sleep: their conversation and updates are saved with the VM and picked up
-  on wake. (The session shell's state, such as its cwd, starts afresh.)
+- Sessions outlive sleep: their conversation and updates are saved with the VM, listed again
+  on wake, and reopened at their next prompt. Keys and model objects are never saved: they are
+  kept in this process, so a session reopened here gets them back, while one reopened by
+  another process falls back to the host's keys (and says so if its model changed). The
+  session shell's state, such as its cwd, starts afresh.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pydantic
@@ -35,6 +38,7 @@ from agentos_nb.vm.session_models import (
     SessionInfo,
     SessionUpdate,
     StopReason,
+    TextContent,
     TurnEnded,
     Usage,
     UserMessageChunk,
@@ -88,7 +92,7 @@ class SessionRequest:
     session_id: str
     vm: AgentVm
     cwd: str
-    env: Mapping[str, str]
+    env: Mapping[str, str] = field(repr=False)
     """The session's secrets and settings (API keys, base URLs): for the model client, never the VM."""
     model: Any
     additional_instructions: str | None
@@ -102,15 +106,32 @@ class AgentType(Protocol):
     async def open_session(self, request: SessionRequest) -> AgentSession: ...
 
 
+@dataclass(frozen=True, slots=True)
+class _Unsaved:
+    """What a session needs but the store must never hold: its keys, and a model object."""
+
+    model: Any
+    env: Mapping[str, str] = field(repr=False)
+
+
+_UNSAVED: dict[str, _Unsaved] = {}
+"""By session id, for as long as this process lives: a session reopened after its VM slept
+gets its keys and model back; after a restart, it falls back to what was saved."""
+
+
 @dataclass
 class _Session:
     info: SessionInfo
-    agent: AgentSession | None
-    request: SessionRequest | None
+    kind: AgentType
+    request: SessionRequest
+    """How to open the agent again; `saved` holds the conversation while it is not open."""
+    agent: AgentSession | None = None
+    """None until opened: a session restored on wake opens at its first prompt."""
     updates: list[SessionUpdate] = field(default_factory=list)
     turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     turn: asyncio.Task[PromptResult] | None = None
-    cancelling: bool = False
+    started: bool = False
+    cancel_requested: bool = False
     listeners: set[Callable[[SessionUpdate], None]] = field(default_factory=set)
 
 
@@ -154,30 +175,50 @@ class Sessions:
             model=model,
             additional_instructions=additional_instructions,
         )
-        return await self._open(agent_type, kind, request, created_at=time.time())
+        agent = await kind.open_session(request)
+        info = SessionInfo(
+            session_id=request.session_id,
+            agent_type=agent_type,
+            model=agent.model,
+            model_reason=agent.model_reason,
+            offline=agent.offline,
+            cwd=directory,
+            created_at=time.time(),
+        )
+        session = _Session(info=info, kind=kind, request=request, agent=agent)
+        self._live[request.session_id] = session
+        _UNSAVED[request.session_id] = _Unsaved(model, env)
+        c = self._c
+        if c.events.active:
+            c.events.publish(SessionCreatedEvent(actor=c.ref, session=info))
+        level = "warning" if info.offline else "info"
+        self._emit(session, Notice(level=level, text=f"{agent_type} on {info.model}: {info.model_reason}"))
+        return info
 
     async def prompt(self, session_id: str, text: str, listener: Emit | None = None) -> PromptResult:
         if not isinstance(text, str) or not text.strip():
             raise ValueError("a prompt must be a non-empty str")
         session = self._session(session_id)
         async with session.turn_lock:  # a second prompt waits for the turn before it
-            if session.agent is None:
+            if session.info.closed:
                 raise SessionClosed(f"session {session_id!r} was closed while this prompt waited")
+            agent = await self._opened(session)
             if listener is not None:
                 session.listeners.add(listener)
-            session.turn = asyncio.create_task(self._turn(session, session.agent, text))
+            session.started = session.cancel_requested = False
+            session.turn = asyncio.create_task(self._turn(session, agent, text))
             try:
                 return await session.turn
             finally:
                 session.turn = None
-                session.cancelling = False
                 if listener is not None:
                     session.listeners.discard(listener)
 
     async def stream(self, session_id: str, text: str) -> AsyncIterator[SessionUpdate]:
         """The updates of one turn as they happen, ending with its `turn_ended`."""
         updates: asyncio.Queue[SessionUpdate] = asyncio.Queue()
-        turn = asyncio.create_task(self.prompt(session_id, text, listener=updates.put_nowait))
+        listener = updates.put_nowait
+        turn = asyncio.create_task(self.prompt(session_id, text, listener=listener))
         try:
             while True:
                 getter = asyncio.ensure_future(updates.get())
@@ -193,8 +234,12 @@ class Sessions:
                 yield updates.get_nowait()
             await turn  # a prompt refused (closed, bad text) raises here
         finally:
-            if not turn.done():  # the caller stopped reading: the turn stops too
-                await self.cancel(session_id)
+            if not turn.done():  # the caller stopped reading: this turn stops too, and only this one
+                session = self._live.get(session_id) or self._closed.get(session_id)
+                if session is not None and listener in session.listeners:
+                    await self.cancel(session_id)
+                else:
+                    turn.cancel()  # still waiting for another caller's turn
                 await asyncio.wait({turn})
 
     async def cancel(self, session_id: str) -> bool:
@@ -203,24 +248,30 @@ class Sessions:
         turn = session.turn
         if turn is None or turn.done():
             return False
-        session.cancelling = True
-        turn.cancel()
+        session.cancel_requested = True
+        if session.started:  # else the turn sees the request as it starts
+            turn.cancel()
         await asyncio.wait({turn})
         return True
 
     async def close(self, session_id: str) -> None:
         """Stop the session's turn, if any, and free its agent; its info and updates stay readable."""
         session = self._session(session_id, closed_ok=True)
-        if session.agent is None:
+        if session.info.closed:
             return
-        await self.cancel(session_id)
-        agent, session.agent, session.request = session.agent, None, None
-        await agent.close()
-        session.info = session.info.model_copy(update={"closed": True, "busy": False})
+        # Closed before the first await: a prompt waiting for the turn, or a second close, sees it.
+        session.info = session.info.model_copy(update={"closed": True})
         del self._live[session_id]
         self._closed[session_id] = session
         while len(self._closed) > CLOSED_SESSIONS_KEPT:
             self._closed.popitem(last=False)
+        _UNSAVED.pop(session_id, None)
+        try:
+            await self.cancel(session_id)
+        finally:
+            agent, session.agent = session.agent, None
+            if agent is not None:
+                await agent.close()
         c = self._c
         if c.events.active:
             c.events.publish(SessionClosedEvent(actor=c.ref, session_id=session_id))
@@ -238,100 +289,105 @@ class Sessions:
         updates = self._session(session_id, closed_ok=True).updates
         return updates[since:]  # update n sits at index n - 1
 
-    # --- sleep and wake --------------------------------------------------------------------
+    # --- sleep, wake and destruction ---------------------------------------------------------
+
+    async def cancel_turns(self) -> None:
+        for session_id in list(self._live):
+            await self.cancel(session_id)
 
     def export(self) -> bytes:
-        """The open sessions, for the VM's next life."""
+        """The open sessions, for the VM's next life: no keys, and a model only as its name or
+        its settings. (Blocking: run it in a thread.)"""
         saved = []
         for session in self._live.values():
-            assert session.agent is not None
-            assert session.request is not None
+            conversation = session.agent.export() if session.agent else session.request.saved or b""
             saved.append(
                 {
                     "info": session.info.model_dump(mode="json"),
-                    "model": session.request.model if isinstance(session.request.model, str) else None,
+                    "model": _model_spec(session.request.model),
                     "additional_instructions": session.request.additional_instructions,
-                    "conversation": session.agent.export().decode(),
+                    "conversation": conversation.decode(),
                     "updates": _UPDATES.dump_python(session.updates, mode="json"),
                 }
             )
         return json.dumps(saved).encode()
 
     async def restore(self, saved: bytes) -> None:
-        """Reopen the sessions of the last life. Keys are not saved, so a session continues
-        with the keys of the host's environment."""
-        for entry in json.loads(saved):
-            info = SessionInfo.model_validate(entry["info"]).model_copy(update={"busy": False})
+        """List the sessions of the last life again; each reopens at its next prompt."""
+        entries = await asyncio.to_thread(_parse_saved, saved)
+        for info, updates, entry in entries:
             kind = self._agent_types.get(info.agent_type)
             if kind is None:
                 continue  # its package is gone from this VM type
+            kept = _UNSAVED.get(info.session_id)
             request = SessionRequest(
                 session_id=info.session_id,
                 vm=self._vm,
                 cwd=info.cwd,
-                env={},
-                model=entry["model"],
+                env=kept.env if kept else {},
+                model=kept.model if kept else entry["model"],
                 additional_instructions=entry["additional_instructions"],
-                saved=entry["conversation"].encode(),
+                saved=entry["conversation"].encode() or None,
             )
-            session = await self._start(info.agent_type, kind, request, created_at=info.created_at)
-            session.info = session.info.model_copy(update={"turns": info.turns})
-            session.updates = _UPDATES.validate_python(entry["updates"])
+            self._live[info.session_id] = _Session(info=info, kind=kind, request=request, updates=updates)
 
-    async def close_all(self) -> None:
-        """Stop every turn (the VM is going to sleep); the sessions themselves are exported."""
-        for session_id in list(self._live):
-            await self.cancel(session_id)
+    async def release(self, *, forget: bool = False) -> None:
+        """Close every agent (and its model client): the VM sleeps, stops or is destroyed.
+        With `forget`, the keys kept for reopening go too."""
+        await self.cancel_turns()
+        for session_id, session in self._live.items():
+            if session.agent is not None:
+                session.request = replace(session.request, saved=session.agent.export())
+                agent, session.agent = session.agent, None
+                await agent.close()
+            if forget:
+                _UNSAVED.pop(session_id, None)
 
     # --- inside ----------------------------------------------------------------------------
 
-    async def _open(
-        self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float
-    ) -> SessionInfo:
-        session = await self._start(name, kind, request, created_at=created_at)
-        c = self._c
-        if c.events.active:
-            c.events.publish(SessionCreatedEvent(actor=c.ref, session=session.info))
-        info = session.info
-        self._emit(
-            session,
-            Notice(
-                level="warning" if info.offline else "info",
-                text=f"{name} on {info.model}: {info.model_reason}",
-            ),
+    async def _opened(self, session: _Session) -> AgentSession:
+        """The session's agent, opened again if the VM slept since; says so if its model changed."""
+        if session.agent is not None:
+            return session.agent
+        agent = await session.kind.open_session(session.request)
+        before = session.info.model
+        session.agent = agent
+        session.request = replace(session.request, saved=None)
+        session.info = session.info.model_copy(
+            update={"model": agent.model, "model_reason": agent.model_reason, "offline": agent.offline}
         )
-        return info
-
-    async def _start(
-        self, name: str, kind: AgentType, request: SessionRequest, *, created_at: float
-    ) -> _Session:
-        agent = await kind.open_session(request)
-        info = SessionInfo(
-            session_id=request.session_id,
-            agent_type=name,
-            model=agent.model,
-            model_reason=agent.model_reason,
-            offline=agent.offline,
-            cwd=request.cwd,
-            created_at=created_at,
-        )
-        session = _Session(info=info, agent=agent, request=request)
-        self._live[request.session_id] = session
-        return session
+        if agent.model != before:
+            self._emit(
+                session,
+                Notice(
+                    level="warning",
+                    text=f"reopened after the VM slept on {agent.model}, not {before}: {agent.model_reason}",
+                ),
+            )
+        return agent
 
     async def _turn(self, session: _Session, agent: AgentSession, text: str) -> PromptResult:
+        session.started = True
         session.info = session.info.model_copy(update={"busy": True, "turns": session.info.turns + 1})
         emit = functools.partial(self._emit, session)
-        emit(UserMessageChunk(content={"type": "text", "text": text}))  # type: ignore[arg-type]
+        emit(UserMessageChunk(content=TextContent(text=text)))
         try:
-            outcome = await agent.run_turn(text, emit)
+            if session.cancel_requested:  # cancelled before it began
+                outcome = TurnOutcome("", "cancelled", Usage())
+            else:
+                outcome = await agent.run_turn(text, emit)
         except asyncio.CancelledError:
-            if not session.cancelling:
-                raise  # the VM is stopping, or the caller was cancelled: not ours to swallow
+            if not session.cancel_requested:  # the VM is stopping, or the caller was cancelled
+                emit(TurnEnded(stop_reason="cancelled", error="the VM stopped before the turn ended"))
+                raise
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
             outcome = TurnOutcome("", "cancelled", Usage())
+        except Exception as error:  # an agent's own failure ends its turn, never the VM's action
+            outcome = TurnOutcome(
+                "", "error", Usage(), error=f"the agent failed: {type(error).__name__}: {error}"
+            )
         finally:
             session.info = session.info.model_copy(update={"busy": False})
         emit(TurnEnded(stop_reason=outcome.stop_reason, usage=outcome.usage, error=outcome.error))
@@ -364,6 +420,23 @@ class Sessions:
                 return closed
             raise SessionClosed(f"session {session_id!r} is closed; create a new one")
         raise SessionNotFound(f"this VM has no session {session_id!r}")
+
+
+def _model_spec(model: Any) -> Any:
+    """A model as the store may keep it: a name, or settings without their key."""
+    if isinstance(model, str):
+        return model
+    if isinstance(model, pydantic.BaseModel):
+        return model.model_dump(mode="json", exclude={"api_key"})
+    return None
+
+
+def _parse_saved(saved: bytes) -> list[tuple[SessionInfo, list[SessionUpdate], dict[str, Any]]]:
+    parsed = []
+    for entry in json.loads(saved):
+        info = SessionInfo.model_validate(entry["info"]).model_copy(update={"busy": False})
+        parsed.append((info, _UPDATES.validate_python(entry["updates"]), entry))
+    return parsed
 
 
 def _checked_env(env: Mapping[str, str] | None) -> dict[str, str]:
