@@ -28,7 +28,6 @@ import gc
 import json
 import os
 import platform
-import pstats
 import subprocess
 import sys
 import time
@@ -40,7 +39,7 @@ from typing import Any
 
 import psutil
 from pydantic import BaseModel
-from report import Row, print_rows
+from report import Row, print_profile, print_rows
 
 import agentos_nb as aos
 
@@ -376,30 +375,6 @@ def run_rss_child(sizes: Sizes, *, sleep_timeout: float, trace: bool) -> dict[st
 
 
 # --- reporting ---------------------------------------------------------------------------------------
-
-
-def print_profile(name: str, profiler: cProfile.Profile, lines: int) -> None:
-    """The hottest functions by own time, then agentos_nb's by cumulative time, as shares of the total."""
-    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    total = sum(tt for _cc, _nc, tt, _ct, _callers in stats.values())
-
-    def where(key: tuple[str, int, str]) -> str:
-        filename, line, function = key
-        if filename == "~":
-            return function
-        parts = filename.split(os.sep)
-        short = os.sep.join(parts[parts.index("agentos_nb") :]) if "agentos_nb" in parts else parts[-1]
-        return f"{short}:{line}({function})"
-
-    rows = [(where(key), nc, tt, ct) for key, (_cc, nc, tt, ct, _callers) in stats.items()]
-    print(f"\n--- cProfile of {name}: {total:.2f} s under the profiler ---")
-    print(f"{'own %':>6} {'cum %':>6} {'calls':>8}  function (by own time)")
-    for label, calls, own, cumulative in sorted(rows, key=lambda r: -r[2])[:lines]:
-        print(f"{100 * own / total:6.1f} {100 * cumulative / total:6.1f} {calls:8d}  {label}")
-    print(f"{'own %':>6} {'cum %':>6} {'calls':>8}  agentos_nb function (by cumulative time)")
-    ours = [r for r in rows if r[0].startswith("agentos_nb")]
-    for label, calls, own, cumulative in sorted(ours, key=lambda r: -r[3])[:lines]:
-        print(f"{100 * own / total:6.1f} {100 * cumulative / total:6.1f} {calls:8d}  {label}")
 
 
 def main() -> None:

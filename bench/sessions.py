@@ -37,7 +37,6 @@ import cProfile
 import gc
 import os
 import platform
-import pstats
 import resource
 import statistics
 import time
@@ -50,7 +49,7 @@ import psutil
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models.function import FunctionModel
-from report import Row, print_rows
+from report import Row, print_profile, print_rows
 
 from agentos_nb import ActorHandle, agent_os, setup
 from agentos_nb.actors.registry import Registry
@@ -502,34 +501,6 @@ async def profiled(vms: int, turns: int) -> cProfile.Profile:
     return profiler
 
 
-def print_profile(name: str, profiler: cProfile.Profile, lines: int) -> None:
-    """The hottest functions by own time, then agentos_nb's by cumulative time, as shares of the total."""
-    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    total = sum(tt for _cc, _nc, tt, _ct, _callers in stats.values())
-
-    def where(key: tuple[str, int, str]) -> str:
-        filename, line, function = key
-        if filename == "~":
-            return function
-        parts = filename.split(os.sep)
-        for root in ("agentos_nb", "pydantic_ai", "pydantic", "asyncio"):
-            if root in parts:
-                return f"{os.sep.join(parts[parts.index(root) :])}:{line}({function})"
-        return f"{parts[-1]}:{line}({function})"
-
-    rows = [(where(key), nc, tt, ct) for key, (_cc, nc, tt, ct, _callers) in stats.items()]
-    print(f"\n--- cProfile of {name}: {total:.2f} s under the profiler ---")
-    print(f"{'own %':>6} {'cum %':>6} {'calls':>8}  function (by own time)")
-    for label, calls, own, cumulative in sorted(rows, key=lambda r: -r[2])[:lines]:
-        print(f"{100 * own / total:6.1f} {100 * cumulative / total:6.1f} {calls:8d}  {label}")
-    print(
-        f"{'own %':>6} {'cum %':>6} {'calls':>8}  agentos_nb and pydantic_ai functions (by cumulative time)"
-    )
-    ours = [r for r in rows if r[0].startswith(("agentos_nb", "pydantic_ai"))]
-    for label, calls, own, cumulative in sorted(ours, key=lambda r: -r[3])[:lines]:
-        print(f"{100 * own / total:6.1f} {100 * cumulative / total:6.1f} {calls:8d}  {label}")
-
-
 # --- reporting ----------------------------------------------------------------------------------------
 
 
@@ -662,7 +633,12 @@ def main() -> None:
 
     if args.profile:
         profiler = asyncio.run(profiled(sizes.vms, sizes.turns))
-        print_profile(f"(a): {sizes.vms} sessions x {sizes.turns} turns at once", profiler, 30)
+        print_profile(
+            f"(a): {sizes.vms} sessions x {sizes.turns} turns at once",
+            profiler,
+            30,
+            ours=("agentos_nb", "pydantic_ai"),
+        )
 
 
 if __name__ == "__main__":

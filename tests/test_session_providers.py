@@ -44,6 +44,16 @@ def allowed():
         yield
 
 
+def keys_for(fake: FakeProvider, *providers: str) -> dict[str, str]:
+    """A session env whose keys and base URLs point the providers (both by default) at the fake."""
+    env = {}
+    if not providers or "anthropic" in providers:
+        env |= {"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake.base_url_anthropic}
+    if not providers or "openai" in providers:
+        env |= {"OPENAI_API_KEY": OPENAI_SECRET, "OPENAI_BASE_URL": fake.base_url_openai}
+    return env
+
+
 def tool_results(fake: FakeProvider) -> list[str]:
     """The tool results the client sent back to the provider in its last request (each request
     carries the whole conversation), in either format."""
@@ -77,7 +87,7 @@ async def test_a_key_given_in_env_reaches_only_the_model_client(vm, fake_provide
     )
     session = await vm.create_session(
         "pi",
-        env={"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic},
+        env=keys_for(fake_provider, "anthropic"),
     )
     assert session.model.startswith("anthropic:")
     assert not session.offline
@@ -125,12 +135,7 @@ async def test_tool_calls_round_trip_and_text_streams_in_chunks(vm, fake_provide
         Reply(tool_calls=[ToolCall("bash", {"command": "python3 hello.py"}, id="call_2")]),
         Reply("The script printed hi, as it should.", chunk_size=5),
     )
-    env = {
-        "ANTHROPIC_API_KEY": ANTHROPIC_SECRET,
-        "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic,
-        "OPENAI_API_KEY": OPENAI_SECRET,
-        "OPENAI_BASE_URL": fake_provider.base_url_openai,
-    }
+    env = keys_for(fake_provider)
     session = await vm.create_session("pi", model=f"{provider}:fake-model", env=env)
     updates = [u async for u in vm.stream_prompt(session.session_id, "Write hello.py and run it.")]
     assert updates[-1].stop_reason == "end_turn"
@@ -156,7 +161,7 @@ async def test_a_rejected_key_ends_the_turn_with_a_clear_error(vm, fake_provider
     session = await vm.create_session(
         "pi",
         model="anthropic:claude-fake",
-        env={"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic},
+        env=keys_for(fake_provider, "anthropic"),
     )
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.stop_reason == "error"
@@ -170,7 +175,7 @@ async def test_transient_failures_are_retried_with_notices(vm, fake_provider, al
     session = await vm.create_session(
         "pi",
         model="openai:gpt-fake",
-        env={"OPENAI_API_KEY": OPENAI_SECRET, "OPENAI_BASE_URL": fake_provider.base_url_openai},
+        env=keys_for(fake_provider, "openai"),
     )
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.text == "finally"
@@ -220,7 +225,7 @@ async def test_after_sleep_a_session_keeps_its_provider_and_keys_but_the_store_n
     vm = registry.client().vm.get_or_create(["sleepy"])
     slept = registry.bus.subscribe(types=["actor.slept"])
     fake_provider.script(Reply("before"), Reply("after"))
-    env = {"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic}
+    env = keys_for(fake_provider, "anthropic")
     session = await vm.create_session("pi", env=env)
     await vm.send_prompt(session.session_id, "one")
     await next_event(slept, "actor.slept")
@@ -255,7 +260,7 @@ async def test_a_retry_after_part_of_a_reply_says_the_reply_starts_again(vm, fak
     session = await vm.create_session(
         "pi",
         model="anthropic:claude-fake",
-        env={"ANTHROPIC_API_KEY": ANTHROPIC_SECRET, "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic},
+        env=keys_for(fake_provider, "anthropic"),
     )
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.text == "Hello again."
@@ -274,12 +279,7 @@ async def test_a_cancelled_turn_leaves_a_conversation_the_provider_accepts(
         Reply(tool_calls=[ToolCall("bash", {"command": "sleep 30"}, id="call_sleep")]),
         Reply("Understood, it was cancelled."),
     )
-    env = {
-        "ANTHROPIC_API_KEY": ANTHROPIC_SECRET,
-        "ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic,
-        "OPENAI_API_KEY": OPENAI_SECRET,
-        "OPENAI_BASE_URL": fake_provider.base_url_openai,
-    }
+    env = keys_for(fake_provider)
     session = await vm.create_session("pi", model=f"{provider}:fake-model", env=env)
     turn = asyncio.ensure_future(vm.send_prompt(session.session_id, "sleep"))
     await wait_until(lambda: _has_tool_call(vm, session.session_id))
