@@ -167,3 +167,10 @@ class ModelNotAvailable(AgentOSError):
     """The model asked for cannot be used: an unknown provider, or its API key is not set."""
 
     code = "session.model_not_available"
+
+
+class StoreUnusable(AgentOSError):
+    """A store file that cannot be opened: not SQLite, damaged, or written by a newer version.
+    It is left exactly as it was."""
+
+    code = "store.unusable"
