@@ -43,6 +43,11 @@ class ActorContext:
         """The registry's event bus; check `events.active` before building an event."""
         return self._instance.registry.bus
 
+    @property
+    def durable(self) -> bool:
+        """Whether the store outlives this process, so saving as work goes on is worth it."""
+        return self._instance.registry.store.durable
+
     async def save_blob(self, name: str, data: bytes) -> None:
         """Keep bytes too large or too opaque for `state` (a VM's filesystem) in the store."""
         await self._instance.registry.store.save_blob(self.actor_id, name, data)

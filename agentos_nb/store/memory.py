@@ -16,6 +16,7 @@ from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
 
 class MemoryStore:
     may_suspend = False  # no method awaits anything: the runtime need not shield writes
+    durable = False
 
     def __init__(self, *, completed_retention: int = 10_000) -> None:
         self._completed_retention = completed_retention

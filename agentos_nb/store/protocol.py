@@ -63,6 +63,9 @@ class Store(Protocol):
     """
 
     may_suspend: bool
+    durable: bool
+    """Whether what it holds outlives this process: actors then save work as they go (a VM's
+    files after changes), not only when they sleep."""
 
     async def open(self) -> None: ...
 

@@ -18,15 +18,12 @@ from agentos_nb.actors.context import ActorContext
 from agentos_nb.actors.definition import ActorDefinition, ActorOptions, actor
 from agentos_nb.errors import InvalidDefinition
 from agentos_nb.vm.files import Content
-from agentos_nb.vm.machine import AgentVm, vm_spec
+from agentos_nb.vm.machine import FILESYSTEM_BLOB, SESSIONS_BLOB, AgentVm, vm_spec
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
 from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate
 from agentos_nb.vm.shell import HOME, ShellLimits
 from agentos_nb.vm.software import SoftwarePackage, install_all
 from agentos_nb.vm.toolkits import Toolkit
-
-FILESYSTEM_BLOB = "filesystem"
-SESSIONS_BLOB = "sessions"
 
 # A VM's calls are long (commands, agent turns): each limits itself, not the actor's default.
 _VM_OPTIONS: dict[str, Any] = {"action_timeout": 24 * 3600.0}
@@ -39,9 +36,13 @@ def agent_os(
     additional_instructions: str | None = None,
     limits: ShellLimits | Mapping[str, Any] | None = None,
     options: ActorOptions | Mapping[str, Any] | None = None,
+    snapshot_every: float | None = 2.0,
 ) -> ActorDefinition:
     """An agent VM type: a sandboxed bash over an in-memory filesystem, with `software`
-    installed and the host `toolkits` callable as `agentos-<name>` commands."""
+    installed and the host `toolkits` callable as `agentos-<name>` commands.
+
+    With a durable store (SQLite), a VM's files and sessions are saved `snapshot_every`
+    seconds after they change, as well as when it sleeps; None saves them on sleep only."""
     kits = tuple(toolkits)
     for kit in kits:
         if not isinstance(kit, Toolkit):
@@ -55,7 +56,11 @@ def agent_os(
             limits = ShellLimits.model_validate(limits or {})
         except pydantic.ValidationError as error:
             raise InvalidDefinition(f"invalid shell limits: {error}") from None
-    spec = vm_spec(install_all(list(software)), kits, limits, additional_instructions)
+    if snapshot_every is not None and not snapshot_every > 0:
+        raise InvalidDefinition(
+            f"snapshot_every must be a positive number of seconds or None, not {snapshot_every!r}"
+        )
+    spec = vm_spec(install_all(list(software)), kits, limits, additional_instructions, snapshot_every)
     if isinstance(options, ActorOptions):
         options = options.model_dump(exclude_unset=True)
     return actor(
@@ -79,8 +84,7 @@ async def _save(c: ActorContext) -> None:
     """Files and open sessions, for the next wake; the sessions' model clients are closed."""
     vm = _vm(c)
     await vm.sessions.cancel_turns()
-    await c.save_blob(FILESYSTEM_BLOB, await vm.pack())
-    await c.save_blob(SESSIONS_BLOB, await asyncio.to_thread(vm.sessions.export))
+    await vm.snapshot()
     await vm.sessions.release()
 
 
@@ -98,7 +102,9 @@ async def read_file(c: ActorContext, path: str, *, encoding: str | None = None) 
 
 
 async def write_file(c: ActorContext, path: str, content: Content, *, encoding: str = "utf-8") -> None:
-    _vm(c).files.write_file(path, content, encoding=encoding)
+    vm = _vm(c)
+    vm.files.write_file(path, content, encoding=encoding)
+    vm.changed()
 
 
 async def read_files(c: ActorContext, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
@@ -108,11 +114,16 @@ async def read_files(c: ActorContext, paths: Iterable[str], *, encoding: str | N
 async def write_files(
     c: ActorContext, files: Mapping[str, Content] | Iterable[tuple[str, Content]], *, encoding: str = "utf-8"
 ) -> list[FileWrite]:
-    return _vm(c).files.write_files(files, encoding=encoding)
+    vm = _vm(c)
+    written = vm.files.write_files(files, encoding=encoding)
+    vm.changed()
+    return written
 
 
 async def mkdir(c: ActorContext, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
-    _vm(c).files.mkdir(path, parents=parents, exist_ok=exist_ok)
+    vm = _vm(c)
+    vm.files.mkdir(path, parents=parents, exist_ok=exist_ok)
+    vm.changed()
 
 
 async def readdir(c: ActorContext, path: str = HOME) -> list[DirEntry]:
@@ -136,11 +147,15 @@ async def exists(c: ActorContext, path: str) -> bool:
 
 
 async def move(c: ActorContext, source: str, target: str) -> None:
-    _vm(c).files.move(source, target)
+    vm = _vm(c)
+    vm.files.move(source, target)
+    vm.changed()
 
 
 async def delete_file(c: ActorContext, path: str, *, recursive: bool = False) -> None:
-    _vm(c).files.delete_file(path, recursive=recursive)
+    vm = _vm(c)
+    vm.files.delete_file(path, recursive=recursive)
+    vm.changed()
 
 
 async def exec_command(

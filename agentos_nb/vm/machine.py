@@ -21,6 +21,9 @@ from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, Shell, ShellLimits, Sh
 from agentos_nb.vm.software import VmSetup
 from agentos_nb.vm.toolkits import Toolkit
 
+FILESYSTEM_BLOB = "filesystem"
+SESSIONS_BLOB = "sessions"
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _OS_FILES: dict[str, tuple[str, int]] = {
@@ -43,6 +46,8 @@ class VmSpec:
     limits: ShellLimits
     boot_files: Mapping[str, tuple[bytes, int]]
     """Laid down by every boot, over whatever is there; so never worth saving."""
+    snapshot_every: float | None
+    """With a durable store, seconds from a change to the snapshot that saves it (None: on sleep only)."""
 
     @property
     def laid_down(self) -> frozenset[str]:
@@ -50,7 +55,11 @@ class VmSpec:
 
 
 def vm_spec(
-    setup: VmSetup, toolkits: tuple[Toolkit, ...], limits: ShellLimits, additional_instructions: str | None
+    setup: VmSetup,
+    toolkits: tuple[Toolkit, ...],
+    limits: ShellLimits,
+    additional_instructions: str | None,
+    snapshot_every: float | None = None,
 ) -> VmSpec:
     """The VM type, with its boot files made once: the OS's, the packages', a stub per host
     command, and the instructions that describe them."""
@@ -63,7 +72,7 @@ def vm_spec(
         files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
     instructions = os_instructions(setup, toolkits, additional_instructions)
     files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
-    return VmSpec(setup, toolkits, limits, files)
+    return VmSpec(setup, toolkits, limits, files, snapshot_every)
 
 
 class AgentVm:
@@ -76,6 +85,30 @@ class AgentVm:
         )
         self.files = VmFiles(self.shell)
         self.sessions = Sessions(c, self, spec.setup.agent_types)
+        self._snapshot_due = False
+
+    async def snapshot(self) -> None:
+        """Save the files and the open sessions, for the next wake (or the next process)."""
+        self._snapshot_due = False
+        files = await self.pack()
+        sessions = self.sessions.export()
+        await self._c.save_blob(FILESYSTEM_BLOB, files)
+        await self._c.save_blob(SESSIONS_BLOB, sessions)
+
+    def changed(self) -> None:
+        """The files or sessions may have changed. With a durable store, a snapshot follows
+        `snapshot_every` seconds later, one for a whole burst of changes; so a killed process
+        loses at most that much."""
+        c = self._c
+        if self._snapshot_due or self.spec.snapshot_every is None or not c.durable or c.stopping:
+            return
+        self._snapshot_due = True
+        c.keep_awake(self._snapshot_later(self.spec.snapshot_every))
+
+    async def _snapshot_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._snapshot_due:
+            await self.snapshot()
 
     @property
     def instructions(self) -> str:
@@ -126,6 +159,7 @@ class AgentVm:
         started = time.monotonic()
         run = await self.shell.run(command, cwd=directory, env=env, stdin=stdin, timeout=timeout)
         self.note_command(command, directory, run, time.monotonic() - started)
+        self.changed()
         return ExecResult(
             exit_code=run.exit_code,
             stdout=run.stdout,

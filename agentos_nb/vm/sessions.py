@@ -193,6 +193,7 @@ class Sessions:
             c.events.publish(SessionCreatedEvent(actor=c.ref, session=info))
         level = "warning" if info.offline else "info"
         self._emit(session, Notice(level=level, text=f"{agent_type} on {info.model}: {info.model_reason}"))
+        self._vm.changed()
         return info
 
     async def prompt(self, session_id: str, text: str, listener: Emit | None = None) -> PromptResult:
@@ -391,6 +392,7 @@ class Sessions:
         finally:
             session.info = session.info.model_copy(update={"busy": False})
         emit(TurnEnded(stop_reason=outcome.stop_reason, usage=outcome.usage, error=outcome.error))
+        self._vm.changed()  # the conversation grew, and the tools may have changed files
         return PromptResult(
             session_id=session.info.session_id,
             text=outcome.text,

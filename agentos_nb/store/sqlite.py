@@ -1,0 +1,546 @@
+"""The SQLite store: everything in one file, so a kernel restart loses nothing acknowledged.
+
+- One writer thread owns the connection; the event loop only hands it jobs and awaits their
+  futures, so no SQLite call ever blocks the loop.
+- Group commit: the writer takes every job that is waiting and runs them in one transaction,
+  each inside a savepoint (one job's failure, such as a duplicate actor, undoes only that job).
+  A job's future resolves after the COMMIT, so a write that returned is durable: against a
+  crashed process with `synchronous=NORMAL` (WAL), and against a lost machine with `FULL`.
+- Reads go through the same thread, so they see every write made before them.
+- The schema is versioned (`PRAGMA user_version`) and migrated forward on open. A file that is
+  not SQLite, fails SQLite's own check, belongs to something else, or was written by a newer
+  agentos_nb is refused with `StoreUnusable` and left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from agentos_nb.errors import ActorAlreadyExists, MessageNotFound, StoreUnusable
+from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
+
+T = TypeVar("T")
+Synchronous = Literal["NORMAL", "FULL"]
+
+SCHEMA_VERSION = 1
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_MAX_BATCH = 2000
+_PRUNE_EVERY = 1000  # completions between two prunings of old completed messages
+
+# MIGRATIONS[n] takes a store from schema version n to n + 1.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters VALUES ('message', 0);
+    CREATE TABLE actors (
+        actor_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        state BLOB,
+        input BLOB,
+        UNIQUE (name, key)
+    );
+    CREATE TABLE messages (
+        message_id INTEGER PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        actor_id TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        body BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        response BLOB,
+        error TEXT,
+        finished_at REAL
+    );
+    CREATE INDEX messages_by_actor ON messages (actor_id, status, seq);
+    CREATE INDEX messages_by_status ON messages (status, message_id);
+    CREATE TABLE schedules (
+        schedule_id TEXT PRIMARY KEY,
+        actor_id TEXT NOT NULL,
+        run_at REAL NOT NULL,
+        action TEXT NOT NULL,
+        args BLOB NOT NULL,
+        kwargs BLOB NOT NULL
+    );
+    CREATE TABLE blobs (
+        actor_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (actor_id, name)
+    );
+    """,
+)
+_TABLES = frozenset({"counters", "actors", "messages", "schedules", "blobs"})
+_LIVE = "('pending', 'leased')"
+_MESSAGE_COLUMNS = "message_id, seq, actor_id, queue, body, created_at, attempt, status, response, error"
+
+
+@dataclass(slots=True)
+class _Job:
+    run: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+_STOP = object()
+
+
+class SqliteStore:
+    """A store in one SQLite file. `synchronous="FULL"` also survives a power cut, at the cost
+    of an fsync per transaction."""
+
+    may_suspend = True
+    durable = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "NORMAL",
+        completed_retention: int = 10_000,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self._completed_retention = completed_retention
+        self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._completions = 0
+        self.transactions = 0
+        """Transactions committed so far: with group commit, far fewer than writes."""
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._thread is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ready: asyncio.Future[None] = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(ready,), name=f"agentos-sqlite {self.path.name}", daemon=True
+        )
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            self._thread = None
+            raise
+
+    async def close(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        self._thread = None
+        self._jobs.put(_STOP)
+        await asyncio.to_thread(thread.join)
+
+    # --- actors ----------------------------------------------------------------------------
+
+    async def insert_actor(self, record: ActorRecord) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO actors VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        record.actor_id,
+                        record.name,
+                        _key(record.key),
+                        record.created_at,
+                        record.state,
+                        record.input,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ActorAlreadyExists(
+                    f"actor {record.name!r} with key {list(record.key)!r} already exists"
+                ) from None
+
+        await self._run(insert)
+
+    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
+        return await self._one_actor("name = ? AND key = ?", (name, _key(key)))
+
+    async def get_actor(self, actor_id: str) -> ActorRecord | None:
+        return await self._one_actor("actor_id = ?", (actor_id,))
+
+    async def list_actors(self) -> list[ActorRecord]:
+        rows = await self._run(lambda db: db.execute(f"SELECT {_ACTOR_COLUMNS} FROM actors").fetchall())
+        return [_actor(row) for row in rows]
+
+    async def save_state(self, actor_id: str, state: bytes) -> None:
+        await self._run(
+            lambda db: db.execute("UPDATE actors SET state = ? WHERE actor_id = ?", (state, actor_id))
+        )
+
+    async def delete_actor(self, actor_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            for table in ("actors", "messages", "schedules", "blobs"):
+                db.execute(f"DELETE FROM {table} WHERE actor_id = ?", (actor_id,))
+
+        await self._run(delete)
+
+    async def save_blob(self, actor_id: str, name: str, data: bytes) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO blobs SELECT ?, ?, ? WHERE EXISTS "
+                "(SELECT 1 FROM actors WHERE actor_id = ?)",
+                (actor_id, name, data, actor_id),
+            )
+        )
+
+    async def load_blob(self, actor_id: str, name: str) -> bytes | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM blobs WHERE actor_id = ? AND name = ?", (actor_id, name)
+            ).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
+    # --- queues ----------------------------------------------------------------------------
+
+    async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
+        def enqueue(db: sqlite3.Connection) -> MessageRecord:
+            number = _next_number(db)
+            db.execute(
+                "INSERT INTO messages (message_id, seq, actor_id, queue, body, created_at, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                (number, number, actor_id, queue, body, created_at),
+            )
+            return MessageRecord(number, number, actor_id, queue, body, created_at)
+
+        return await self._run(enqueue)
+
+    async def load_queues(self, actor_id: str) -> list[MessageRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE actor_id = ? AND status IN {_LIVE} "
+                "ORDER BY seq",
+                (actor_id,),
+            ).fetchall()
+        )
+        return [_message(row) for row in rows]
+
+    async def lease(self, message_id: int) -> None:
+        await self._update_live(message_id, "status = 'leased', attempt = attempt + 1", ())
+
+    async def release(self, message_id: int) -> None:
+        await self._update_live(message_id, "status = 'pending'", ())
+
+    async def complete(self, message_id: int, response: bytes | None) -> None:
+        await self._update_live(
+            message_id, "status = 'completed', response = ?, finished_at = ?", (response, time.time())
+        )
+        self._completions += 1
+        if self._completions % _PRUNE_EVERY == 0:
+            await self._run(self._prune_completed)
+
+    async def dead_letter(self, message_id: int, error: str) -> None:
+        await self._update_live(
+            message_id, "status = 'dead', error = ?, finished_at = ?", (error, time.time())
+        )
+
+    async def replay(self, message_id: int) -> MessageRecord:
+        def replay(db: sqlite3.Connection) -> MessageRecord:
+            found = db.execute(
+                "SELECT 1 FROM messages WHERE message_id = ? AND status = 'dead'", (message_id,)
+            ).fetchone()
+            if found is None:
+                raise MessageNotFound(f"no dead letter with id {message_id}")
+            db.execute(
+                "UPDATE messages SET status = 'pending', attempt = 0, error = NULL, finished_at = NULL, "
+                "seq = ? WHERE message_id = ?",
+                (_next_number(db), message_id),
+            )
+            return _message(
+                db.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
+                ).fetchone()
+            )
+
+        return await self._run(replay)
+
+    async def get_message(self, message_id: int) -> MessageRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE message_id = ?", (message_id,)
+            ).fetchone()
+        )
+        return None if row is None else _message(row)
+
+    async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE actor_id = ? AND status = 'dead' "
+                "ORDER BY message_id",
+                (actor_id,),
+            ).fetchall()
+        )
+        return [_message(row) for row in rows]
+
+    async def actors_with_pending(self) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT DISTINCT actor_id FROM messages WHERE status IN {_LIVE}"
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    # --- schedules -------------------------------------------------------------------------
+
+    async def add_schedule(self, record: ScheduleRecord) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO schedules VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    record.schedule_id,
+                    record.actor_id,
+                    record.run_at,
+                    record.action,
+                    record.args,
+                    record.kwargs,
+                ),
+            )
+        )
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        deleted = await self._run(
+            lambda db: db.execute("DELETE FROM schedules WHERE schedule_id = ?", (schedule_id,)).rowcount
+        )
+        return deleted > 0
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT schedule_id, actor_id, run_at, action, args, kwargs FROM schedules"
+            ).fetchall()
+        )
+        return [ScheduleRecord(r[0], r[1], r[2], r[3], bytes(r[4]), bytes(r[5])) for r in rows]
+
+    # --- inside ----------------------------------------------------------------------------
+
+    async def _one_actor(self, where: str, params: Sequence[Any]) -> ActorRecord | None:
+        row = await self._run(
+            lambda db: db.execute(f"SELECT {_ACTOR_COLUMNS} FROM actors WHERE {where}", params).fetchone()
+        )
+        return None if row is None else _actor(row)
+
+    async def _update_live(self, message_id: int, assignments: str, params: Sequence[Any]) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            cursor = db.execute(
+                f"UPDATE messages SET {assignments} WHERE message_id = ? AND status IN {_LIVE}",
+                (*params, message_id),
+            )
+            if cursor.rowcount == 0:
+                raise MessageNotFound(f"no pending or leased message with id {message_id}")
+
+        await self._run(update)
+
+    def _prune_completed(self, db: sqlite3.Connection) -> None:
+        """Completed messages are kept for `wait_for`, the newest `completed_retention` of them."""
+        db.execute(
+            "DELETE FROM messages WHERE status = 'completed' AND message_id < ("
+            "SELECT message_id FROM messages WHERE status = 'completed' "
+            "ORDER BY message_id DESC LIMIT 1 OFFSET ?)",
+            (self._completed_retention - 1,),
+        )
+
+    async def _run(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None or self._loop is None:
+            raise RuntimeError(f"{self!r} is not open")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put(_Job(run, future))
+        return await future
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _serve(self, ready: asyncio.Future[None]) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            db = _connect(self.path, self.synchronous)
+        except BaseException as error:
+            loop.call_soon_threadsafe(_settle, ready, None, error)
+            return
+        loop.call_soon_threadsafe(_settle, ready, None, None)
+        try:
+            stopping = False
+            while not stopping:
+                batch: list[_Job] = []
+                job = self._jobs.get()
+                while True:
+                    if job is _STOP:
+                        stopping = True
+                        break
+                    assert isinstance(job, _Job)
+                    batch.append(job)
+                    if len(batch) >= _MAX_BATCH:
+                        break
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    outcomes = self._commit(db, batch)
+                    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                        loop.call_soon_threadsafe(_settle_all, outcomes)
+        finally:
+            db.close()
+
+    def _commit(
+        self, db: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                db.execute("SAVEPOINT job")
+                try:
+                    value = job.run(db)
+                except Exception as error:
+                    db.execute("ROLLBACK TO job")
+                    outcomes.append((job, None, error))
+                else:
+                    outcomes.append((job, value, None))
+                db.execute("RELEASE job")
+            db.execute("COMMIT")
+            self.transactions += 1
+        except sqlite3.Error as error:  # the transaction itself failed (disk full, I/O): all of it did
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            failure = StoreUnusable(f"writing to {self.path} failed: {error}")
+            outcomes = [(job, None, failure) for job in batch]
+        return outcomes
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.done():  # its caller was cancelled; the write happened all the same
+        return
+    if error is None:
+        future.set_result(value)
+    else:
+        future.set_exception(error)
+
+
+def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, value, error in outcomes:
+        _settle(job.future, value, error)
+
+
+def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
+    """The store's connection, after checking, without writing anything, that the file is ours."""
+    if path.exists():
+        _check_existing(path)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")  # a reader such as `agentos-nb inspect` may hold a lock
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            db.execute("BEGIN IMMEDIATE")
+            for migration in MIGRATIONS[version:]:
+                for statement in migration.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+    except sqlite3.Error as error:
+        db.close()
+        raise StoreUnusable(f"{path} could not be opened as a store: {error}") from None
+    return db
+
+
+def _check_existing(path: Path) -> None:
+    """Refuses a file that is not an agentos_nb store this version can read, reading only."""
+    with path.open("rb") as file:
+        header = file.read(len(_SQLITE_HEADER))
+    if header and header != _SQLITE_HEADER:
+        raise StoreUnusable(f"{path} is not a SQLite database; it was left untouched")
+    if not header:
+        return  # an empty file: SQLite makes a new database in it
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise StoreUnusable(f"{path} cannot be read: {error}; it was left untouched") from None
+    try:
+        check = db.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise StoreUnusable(f"{path} is damaged (SQLite's check says: {check}); it was left untouched")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as error:
+        raise StoreUnusable(f"{path} is damaged ({error}); it was left untouched") from None
+    finally:
+        db.close()
+    if version > SCHEMA_VERSION:
+        raise StoreUnusable(
+            f"{path} was written by a newer agentos_nb (store schema {version}; this version reads "
+            f"up to {SCHEMA_VERSION}); upgrade agentos_nb to open it"
+        )
+    if version == 0 and tables:
+        raise StoreUnusable(
+            f"{path} is a SQLite database of something else (tables: {', '.join(sorted(tables))}); "
+            "it was left untouched"
+        )
+    if version > 0 and not tables >= _TABLES:
+        raise StoreUnusable(f"{path} lacks tables of an agentos_nb store; it was left untouched")
+
+
+def _next_number(db: sqlite3.Connection) -> int:
+    """Message ids and queue positions come from one counter, as in the memory store."""
+    return int(
+        db.execute("UPDATE counters SET value = value + 1 WHERE name = 'message' RETURNING value").fetchone()[
+            0
+        ]
+    )
+
+
+_ACTOR_COLUMNS = "actor_id, name, key, created_at, state, input"
+
+
+def _key(key: tuple[str, ...]) -> str:
+    return json.dumps(list(key))
+
+
+def _actor(row: Sequence[Any]) -> ActorRecord:
+    return ActorRecord(
+        actor_id=row[0],
+        name=row[1],
+        key=tuple(json.loads(row[2])),
+        created_at=row[3],
+        state=None if row[4] is None else bytes(row[4]),
+        input=None if row[5] is None else bytes(row[5]),
+    )
+
+
+def _message(row: Sequence[Any]) -> MessageRecord:
+    return MessageRecord(
+        message_id=row[0],
+        seq=row[1],
+        actor_id=row[2],
+        queue=row[3],
+        body=bytes(row[4]),
+        created_at=row[5],
+        attempt=row[6],
+        status=row[7],
+        response=None if row[8] is None else bytes(row[8]),
+        error=row[9],
+    )
