@@ -1,7 +1,8 @@
 """`agentos-nb`: the command line.
 
 `agentos-nb demo` runs seed 000, a writer agent and a reviewer agent joined by a host tool, and
-`agentos-nb demo --queues` runs seed 002's queue examples. The runtime never prints: all that
+`agentos-nb demo --queues` runs seed 002's queue examples. `agentos-nb inspect STORE` shows
+what a SQLite store holds. The runtime never prints: all that
 is shown here is read from the registry's event bus as it happens, and rendered with rich.
 """
 
@@ -42,6 +43,7 @@ from agentos_nb.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from agentos_nb.store.report import read_blob, read_store
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
@@ -56,6 +58,7 @@ from agentos_nb.vm.session_models import (
     TurnEnded,
     UserMessageChunk,
 )
+from agentos_nb.vm.sessions import saved_sessions
 
 COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
 """One per actor, in the order they first appear."""
@@ -381,6 +384,74 @@ async def _until_completed(events: Subscription, queue: str, count: int) -> None
     raise DemoFailed("the registry stopped")
 
 
+def inspect_store(console: Console, path: str) -> None:
+    """Rich tables of a store file: actors, queues with their depths, dead letters, sessions."""
+    report = read_store(path)
+    console.print(
+        Rule(f"{report.path} · {report.size / 1024:,.0f} KB · store schema {report.schema_version}")
+    )
+    names = {actor.actor_id: f"{actor.name}/{'/'.join(actor.key)}" for actor in report.actors}
+
+    actors = Table(title="Actors", title_justify="left")
+    for column in ("actor", "id", "created", "state", "saved"):
+        actors.add_column(column)
+    for actor in report.actors:
+        saved = ", ".join(f"{name} {size / 1024:,.1f} KB" for name, size in sorted(actor.blobs.items()))
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(actor.created_at))
+        actors.add_row(names[actor.actor_id], actor.actor_id, created, actor.state, saved)
+    console.print(actors)
+
+    queues = Table(title="Queues", title_justify="left")
+    for column in ("actor", "queue", "pending", "in flight", "completed", "dead"):
+        queues.add_column(column, justify="left" if column in ("actor", "queue") else "right")
+    for row in report.queues:
+        queues.add_row(
+            names.get(row.actor_id, row.actor_id),
+            row.queue,
+            str(row.pending),
+            str(row.in_flight),
+            str(row.completed),
+            Text(str(row.dead), "red" if row.dead else ""),
+        )
+    console.print(queues)
+
+    if report.dead_letters:
+        dead = Table(title="Dead letters", title_justify="left")
+        for column in ("id", "actor", "queue", "attempts", "error", "body"):
+            dead.add_column(column)
+        for letter in report.dead_letters:
+            dead.add_row(
+                str(letter.message_id),
+                names.get(letter.actor_id, letter.actor_id),
+                letter.queue,
+                str(letter.attempts),
+                letter.error,
+                letter.body,
+            )
+        console.print(dead)
+
+    sessions = Table(title="Sessions", title_justify="left")
+    for column in ("vm", "session", "agent", "model", "turns", "updates", "last"):
+        sessions.add_column(column)
+    for actor in report.actors:
+        if "sessions" not in actor.blobs:
+            continue
+        blob = read_blob(path, actor.actor_id, "sessions") or b"[]"
+        for info, updates in saved_sessions(blob):
+            last = updates[-1].session_update if updates else ""
+            model = f"{info.model} (offline)" if info.offline else info.model
+            sessions.add_row(
+                names[actor.actor_id],
+                info.session_id,
+                info.agent_type,
+                model,
+                str(info.turns),
+                str(len(updates)),
+                last,
+            )
+    console.print(sessions if sessions.row_count else Text("No open sessions saved.", "dim"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentos-nb", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -393,8 +464,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the model every session uses, e.g. anthropic:claude-sonnet-4-5 or offline "
         "(default: ANTHROPIC_API_KEY or OPENAI_API_KEY picks one, else the offline model answers)",
     )
+    inspect_command = commands.add_parser("inspect", help="show what a SQLite store file holds")
+    inspect_command.add_argument("store", help="the store file, or its sqlite:/// URL")
     args = parser.parse_args(argv)
     console = Console()
+    if args.command == "inspect":
+        path = args.store.removeprefix("sqlite:///").split("?", 1)[0]
+        try:
+            inspect_store(console, path)
+        except errors.StoreUnusable as error:
+            console.print(Text("Cannot inspect: ", "bold red").append(str(error)))
+            return 1
+        return 0
     run = queues if args.queues else writer_and_reviewer
     try:
         asyncio.run(run(console, args.model))

@@ -447,7 +447,7 @@ def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
 def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     """The store's connection, after checking, without writing anything, that the file is ours."""
     if path.exists():
-        _check_existing(path)
+        check_store_file(path)
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA busy_timeout = 5000")  # a reader such as `agentos-nb inspect` may hold a lock
@@ -468,7 +468,7 @@ def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     return db
 
 
-def _check_existing(path: Path) -> None:
+def check_store_file(path: Path) -> None:
     """Refuses a file that is not an agentos_nb store this version can read, reading only."""
     with path.open("rb") as file:
         header = file.read(len(_SQLITE_HEADER))

@@ -433,6 +433,11 @@ def _model_spec(model: Any) -> Any:
     return None
 
 
+def saved_sessions(saved: bytes) -> list[tuple[SessionInfo, list[SessionUpdate]]]:
+    """The sessions a VM saved (its "sessions" blob), for tools that read a store."""
+    return [(info, updates) for info, updates, _ in _parse_saved(saved)]
+
+
 def _parse_saved(saved: bytes) -> list[tuple[SessionInfo, list[SessionUpdate], dict[str, Any]]]:
     parsed = []
     for entry in json.loads(saved):
