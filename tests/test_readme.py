@@ -19,12 +19,12 @@ def examples() -> list[tuple[str, str]]:
 
 
 def test_the_readme_has_its_examples() -> None:
-    assert len(examples()) == 3
-    assert len(re.findall(r"```python", README.read_text())) == 3
+    assert len(examples()) == 4
+    assert len(re.findall(r"```python", README.read_text())) == 4
 
 
 @pytest.mark.parametrize(
-    ("code", "output"), examples(), ids=["actors-and-queues", "vms-and-host-tools", "sessions"]
+    ("code", "output"), examples(), ids=["actors-and-queues", "sqlite-store", "vms-and-host-tools", "sessions"]
 )
 def test_readme_example_runs_and_prints_what_it_says(tmp_path: Path, code: str, output: str) -> None:
     script = tmp_path / "example.py"
