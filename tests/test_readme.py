@@ -24,7 +24,9 @@ def test_the_readme_has_its_examples() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "output"), examples(), ids=["actors-and-queues", "sqlite-store", "vms-and-host-tools", "sessions"]
+    ("code", "output"),
+    examples(),
+    ids=["actors-and-queues", "sqlite-store", "vms-and-host-tools", "sessions"],
 )
 def test_readme_example_runs_and_prints_what_it_says(tmp_path: Path, code: str, output: str) -> None:
     script = tmp_path / "example.py"
