@@ -55,11 +55,12 @@ class ScheduleRecord:
 class Store(Protocol):
     """Durable storage for actors, queues and schedules. Every method is safe on the event loop.
 
-    Two rules the runtime relies on:
+    Records handed in or out are copies. Three rules the runtime relies on:
     - Writes are applied in the order they are called (a single writer, or one per actor).
     - A write, once started, runs to its end even if its caller is cancelled. The runtime
       shields writes of a store whose `may_suspend` is true and brings memory in line
       when they land; a store that never suspends (memory) needs no shielding.
+    - `close()` lets the writes already started finish.
     """
 
     may_suspend: bool
@@ -84,7 +85,7 @@ class Store(Protocol):
     async def save_state(self, actor_id: str, state: bytes) -> None: ...
 
     async def delete_actor(self, actor_id: str) -> None:
-        """Deletes the actor with its messages, schedules and blobs."""
+        """Deletes the actor with its messages, schedules and blobs; an unknown id is a no-op."""
 
     async def save_blob(self, actor_id: str, name: str, data: bytes) -> None:
         """Keeps named bytes beside an actor's state (a VM's filesystem), replacing any before.
@@ -100,7 +101,8 @@ class Store(Protocol):
         """Pending and leased messages of one actor, in seq order."""
 
     async def lease(self, message_id: int) -> None:
-        """Marks a message delivered: status leased, attempt + 1."""
+        """Marks a message delivered: status leased, attempt + 1. This and the three calls
+        after it take a pending or a leased message; any other raises `MessageNotFound`."""
 
     async def release(self, message_id: int) -> None:
         """Puts a leased message back to pending, keeping its place."""
