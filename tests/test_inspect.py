@@ -10,6 +10,7 @@ from rich.console import Console
 
 from agentos_nb import actor, agent_os, cli, queue, setup
 from agentos_nb.software import common, pi
+from agentos_nb.store.sqlite import SCHEMA_VERSION
 
 
 class Job(BaseModel):
@@ -60,7 +61,7 @@ def test_inspect_shows_actors_queues_dead_letters_and_sessions(tmp_path, capsys,
     before = path.read_bytes()
     code, out = shown(["inspect", str(path)], capsys)
     assert code == 0
-    assert "store schema 1" in out
+    assert f"store schema {SCHEMA_VERSION}" in out
     assert "worker/main" in out
     assert "vm/dev" in out
     assert "filesystem" in out

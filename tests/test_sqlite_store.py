@@ -289,3 +289,30 @@ def test_store_urls_name_the_file_and_its_durability():
     assert store.path == Path("/tmp/agents.db")
     assert store.synchronous == "FULL"
     assert open_store("sqlite:///relative/agents.db").path == Path("relative/agents.db")
+
+
+async def test_an_older_store_is_migrated_with_its_data(tmp_path):
+    from agentos_nb.store.sqlite import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # a store as schema 1 left it
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO actors VALUES ('a1', 'counter', ?, 0, NULL, NULL)", ('["x"]',))
+        db.execute(
+            "INSERT INTO messages (message_id, seq, actor_id, queue, body, created_at, status) "
+            "VALUES (5, 5, 'a1', 'jobs', X'7B7D', 0, 'pending')"
+        )
+        db.execute("UPDATE counters SET value = 5")
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        [message] = await store.load_queues("a1")
+        assert message.message_id == 5
+        assert (await store.enqueue("a1", "jobs", b"{}", 1.0)).message_id == 6
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "live_messages" in indexes

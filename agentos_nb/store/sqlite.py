@@ -33,7 +33,7 @@ from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _MAX_BATCH = 2000
 _PRUNE_EVERY = 1000  # completions between two prunings of old completed messages
@@ -82,6 +82,14 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (actor_id, name)
     );
     """,
+    # 2: partial indexes, which a message's lease and completion do not move
+    """
+    DROP INDEX messages_by_actor;
+    DROP INDEX messages_by_status;
+    CREATE INDEX live_messages ON messages (actor_id, seq) WHERE status IN ('pending', 'leased');
+    CREATE INDEX dead_messages ON messages (actor_id, message_id) WHERE status = 'dead';
+    CREATE INDEX completed_messages ON messages (message_id) WHERE status = 'completed';
+    """,
 )
 _TABLES = frozenset({"counters", "actors", "messages", "schedules", "blobs"})
 _LIVE = "('pending', 'leased')"
@@ -120,6 +128,7 @@ class SqliteStore:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._completions = 0
+        self._last_number = 0  # the message counter, owned by the writer thread
         self.transactions = 0
         """Transactions committed so far: with group commit, far fewer than writes."""
 
@@ -218,7 +227,7 @@ class SqliteStore:
 
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
         def enqueue(db: sqlite3.Connection) -> MessageRecord:
-            number = _next_number(db)
+            number = self._next_number()
             db.execute(
                 "INSERT INTO messages (message_id, seq, actor_id, queue, body, created_at, status) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -267,7 +276,7 @@ class SqliteStore:
             db.execute(
                 "UPDATE messages SET status = 'pending', attempt = 0, error = NULL, finished_at = NULL, "
                 "seq = ? WHERE message_id = ?",
-                (_next_number(db), message_id),
+                (self._next_number(), message_id),
             )
             return _message(
                 db.execute(
@@ -379,6 +388,7 @@ class SqliteStore:
         except BaseException as error:
             loop.call_soon_threadsafe(_settle, ready, None, error)
             return
+        self._last_number = int(db.execute("SELECT value FROM counters WHERE name = 'message'").fetchone()[0])
         loop.call_soon_threadsafe(_settle, ready, None, None)
         try:
             stopping = False
@@ -407,27 +417,50 @@ class SqliteStore:
     def _commit(
         self, db: sqlite3.Connection, batch: list[_Job]
     ) -> list[tuple[_Job, Any, BaseException | None]]:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        """One transaction for the whole batch. Jobs run bare, which is fastest; only if one
+        fails (a duplicate actor, a message already gone) is the batch run again with a
+        savepoint around each job, so that the failure undoes that job alone."""
+        first_number = self._last_number
         try:
             db.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                db.execute("SAVEPOINT job")
-                try:
-                    value = job.run(db)
-                except Exception as error:
-                    db.execute("ROLLBACK TO job")
-                    outcomes.append((job, None, error))
-                else:
-                    outcomes.append((job, value, None))
-                db.execute("RELEASE job")
+            try:
+                outcomes: list[tuple[_Job, Any, BaseException | None]] = [
+                    (job, job.run(db), None) for job in batch
+                ]
+            except Exception:
+                db.execute("ROLLBACK")
+                self._last_number = first_number
+                db.execute("BEGIN IMMEDIATE")
+                outcomes = [_guarded(db, job) for job in batch]
+            if self._last_number != first_number:
+                db.execute("UPDATE counters SET value = ? WHERE name = 'message'", (self._last_number,))
             db.execute("COMMIT")
             self.transactions += 1
         except sqlite3.Error as error:  # the transaction itself failed (disk full, I/O): all of it did
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._last_number = first_number
             failure = StoreUnusable(f"writing to {self.path} failed: {error}")
             outcomes = [(job, None, failure) for job in batch]
         return outcomes
+
+    def _next_number(self) -> int:
+        """Message ids and queue positions come from one counter, as in the memory store. It is
+        kept here (jobs run on the writer thread only) and written once per transaction."""
+        self._last_number += 1
+        return self._last_number
+
+
+def _guarded(db: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+    db.execute("SAVEPOINT job")
+    try:
+        value = job.run(db)
+    except Exception as error:
+        db.execute("ROLLBACK TO job")
+        return job, None, error
+    finally:
+        db.execute("RELEASE job")
+    return job, value, None
 
 
 def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -502,15 +535,6 @@ def check_store_file(path: Path) -> None:
         )
     if version > 0 and not tables >= _TABLES:
         raise StoreUnusable(f"{path} lacks tables of an agentos_nb store; it was left untouched")
-
-
-def _next_number(db: sqlite3.Connection) -> int:
-    """Message ids and queue positions come from one counter, as in the memory store."""
-    return int(
-        db.execute("UPDATE counters SET value = value + 1 WHERE name = 'message' RETURNING value").fetchone()[
-            0
-        ]
-    )
 
 
 _ACTOR_COLUMNS = "actor_id, name, key, created_at, state, input"
