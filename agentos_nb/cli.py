@@ -43,7 +43,7 @@ from agentos_nb.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
-from agentos_nb.store.report import read_blob, read_store
+from agentos_nb.store.report import read_blobs, read_store
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
@@ -433,15 +433,12 @@ def inspect_store(console: Console, path: str) -> None:
     sessions = Table(title="Sessions", title_justify="left")
     for column in ("vm", "session", "agent", "model", "turns", "updates", "last"):
         sessions.add_column(column)
-    for actor in report.actors:
-        if "sessions" not in actor.blobs:
-            continue
-        blob = read_blob(path, actor.actor_id, "sessions") or b"[]"
+    for actor_id, blob in read_blobs(path, "sessions").items():
         for info, updates in saved_sessions(blob):
             last = updates[-1].session_update if updates else ""
             model = f"{info.model} (offline)" if info.offline else info.model
             sessions.add_row(
-                names[actor.actor_id],
+                names.get(actor_id, actor_id),
                 info.session_id,
                 info.agent_type,
                 model,

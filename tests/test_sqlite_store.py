@@ -273,6 +273,7 @@ async def test_a_store_migrates_an_empty_file_and_reopens(tmp_path):
     ("spec", "message"),
     [
         ("sqlite:///", "names no file"),
+        ("sqlite:///:memory:", "names no file"),
         ("sqlite:///x.db?synchronous=SOMETIMES", "synchronous must be NORMAL or FULL"),
         ("sqlite:///x.db?cache=big", "unknown option cache"),
         ("postgres://db", "unknown store"),
@@ -316,3 +317,52 @@ async def test_an_older_store_is_migrated_with_its_data(tmp_path):
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert "live_messages" in indexes
+
+
+async def test_two_stores_on_one_file_never_hand_out_the_same_id(tmp_path):
+    path = tmp_path / "shared.db"
+    first, second = SqliteStore(path), SqliteStore(path)
+    await first.open()
+    await second.open()
+    try:
+        ids = []
+        for _ in range(3):
+            ids.append((await first.enqueue("a", "q", b"{}", 0.0)).message_id)
+            ids.append((await second.enqueue("b", "q", b"{}", 0.0)).message_id)
+        assert len(set(ids)) == len(ids)
+        assert ids == sorted(ids)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_store_opens_once_and_reopens_after_close(tmp_path):
+    store = SqliteStore(tmp_path / "twice.db")
+    await asyncio.gather(store.open(), store.open())
+    await store.enqueue("a", "q", b"1", 0.0)
+    await store.close()
+    await store.open()
+    try:
+        assert [m.body for m in await store.load_queues("a")] == [b"1"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("where", ["missing-folder/x.db", "."])
+async def test_a_path_that_cannot_hold_a_store_is_a_clear_error(tmp_path, where):
+    with pytest.raises(errors.StoreUnusable, match="could not be opened as a store"):
+        await SqliteStore(tmp_path / where).open()
+
+
+async def test_a_vm_stop_does_not_wait_for_a_pending_snapshot(tmp_path):
+    registry = await started(tmp_path / "stop.db", vm=agent_os(software=[common], snapshot_every=60))
+    vm = registry.client().vm.get_or_create(["dev"])
+    await vm.exec("echo hi > a.txt")
+    began = asyncio.get_running_loop().time()
+    await registry.stop()
+    assert asyncio.get_running_loop().time() - began < 5  # the snapshot's wait held nothing up
+    registry = await started(tmp_path / "stop.db", vm=agent_os(software=[common], snapshot_every=60))
+    try:
+        assert await registry.client().vm.get(["dev"]).read_file("a.txt") == b"hi\n"
+    finally:
+        await registry.stop()

@@ -33,8 +33,8 @@ def _sqlite_store(spec: str) -> Store:
 
     parts = urllib.parse.urlsplit(spec)
     path = urllib.parse.unquote(spec.removeprefix("sqlite:///").split("?", 1)[0])
-    if not path:
-        raise InvalidDefinition(f"store {spec!r} names no file: use 'sqlite:///path/to.db'")
+    if not path or path == ":memory:":
+        raise InvalidDefinition(f"store {spec!r} names no file: use 'sqlite:///path/to.db' (or 'memory')")
     options = dict(urllib.parse.parse_qsl(parts.query))
     synchronous = options.pop("synchronous", "NORMAL").upper()
     if options:

@@ -114,12 +114,11 @@ def read_store(path: str | Path) -> StoreReport:
     )
 
 
-def read_blob(path: str | Path, actor_id: str, name: str) -> bytes | None:
+def read_blobs(path: str | Path, name: str) -> dict[str, bytes]:
+    """Every actor's blob of that name (each VM's "sessions"), in one read."""
     with _reading(Path(path)) as db:
-        row = db.execute(
-            "SELECT data FROM blobs WHERE actor_id = ? AND name = ?", (actor_id, name)
-        ).fetchone()
-    return None if row is None else bytes(row[0])
+        rows = db.execute("SELECT actor_id, data FROM blobs WHERE name = ?", (name,)).fetchall()
+    return {actor_id: bytes(data) for actor_id, data in rows}
 
 
 @contextmanager

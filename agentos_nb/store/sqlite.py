@@ -36,7 +36,7 @@ Synchronous = Literal["NORMAL", "FULL"]
 SCHEMA_VERSION = 2
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _MAX_BATCH = 2000
-_PRUNE_EVERY = 1000  # completions between two prunings of old completed messages
+_PRUNE_EVERY = 1000  # message ids between two prunings of old completed messages
 
 # MIGRATIONS[n] takes a store from schema version n to n + 1.
 MIGRATIONS: tuple[str, ...] = (
@@ -126,8 +126,10 @@ class SqliteStore:
         self._completed_retention = completed_retention
         self._jobs: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._opening: asyncio.Future[None] | None = None
+        self._failure: StoreUnusable | None = None
+        """Set when the writer thread died: every call fails at once instead of waiting."""
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._completions = 0
         self._last_number = 0  # the message counter, owned by the writer thread
         self.transactions = 0
         """Transactions committed so far: with group commit, far fewer than writes."""
@@ -138,27 +140,34 @@ class SqliteStore:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._thread is not None:
+        if self._opening is not None:  # opened, or being opened: once is enough
+            await self._opening
             return
         loop = asyncio.get_running_loop()
         self._loop = loop
-        ready: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.Thread(
-            target=self._serve, args=(ready,), name=f"agentos-sqlite {self.path.name}", daemon=True
+        self._opening = loop.create_future()
+        self._jobs = queue.SimpleQueue()  # each life of the store has its own queue and thread
+        self._failure = None
+        thread = threading.Thread(
+            target=self._serve,
+            args=(self._jobs, self._opening),
+            name=f"agentos-sqlite {self.path.name}",
+            daemon=True,
         )
-        self._thread.start()
+        self._thread = thread
+        thread.start()
         try:
-            await ready
+            await self._opening
         except BaseException:
-            self._thread = None
+            self._thread = self._opening = None
             raise
 
     async def close(self) -> None:
-        thread = self._thread
+        thread, jobs = self._thread, self._jobs
         if thread is None:
             return
-        self._thread = None
-        self._jobs.put(_STOP)
+        self._thread = self._opening = None
+        jobs.put(_STOP)
         await asyncio.to_thread(thread.join)
 
     # --- actors ----------------------------------------------------------------------------
@@ -254,12 +263,14 @@ class SqliteStore:
         await self._update_live(message_id, "status = 'pending'", ())
 
     async def complete(self, message_id: int, response: bytes | None) -> None:
-        await self._update_live(
-            message_id, "status = 'completed', response = ?, finished_at = ?", (response, time.time())
-        )
-        self._completions += 1
-        if self._completions % _PRUNE_EVERY == 0:
-            await self._run(self._prune_completed)
+        def complete(db: sqlite3.Connection) -> None:
+            _update_live(
+                db, message_id, "status = 'completed', response = ?, finished_at = ?", (response, time.time())
+            )
+            if message_id % _PRUNE_EVERY == 0:  # now and then, in the same transaction
+                self._prune_completed(db)
+
+        await self._run(complete)
 
     async def dead_letter(self, message_id: int, error: str) -> None:
         await self._update_live(
@@ -352,15 +363,7 @@ class SqliteStore:
         return None if row is None else _actor(row)
 
     async def _update_live(self, message_id: int, assignments: str, params: Sequence[Any]) -> None:
-        def update(db: sqlite3.Connection) -> None:
-            cursor = db.execute(
-                f"UPDATE messages SET {assignments} WHERE message_id = ? AND status IN {_LIVE}",
-                (*params, message_id),
-            )
-            if cursor.rowcount == 0:
-                raise MessageNotFound(f"no pending or leased message with id {message_id}")
-
-        await self._run(update)
+        await self._run(lambda db: _update_live(db, message_id, assignments, params))
 
     def _prune_completed(self, db: sqlite3.Connection) -> None:
         """Completed messages are kept for `wait_for`, the newest `completed_retention` of them."""
@@ -372,6 +375,8 @@ class SqliteStore:
         )
 
     async def _run(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        if self._failure is not None:
+            raise self._failure
         if self._thread is None or self._loop is None:
             raise RuntimeError(f"{self!r} is not open")
         future: asyncio.Future[T] = self._loop.create_future()
@@ -380,21 +385,22 @@ class SqliteStore:
 
     # --- the writer thread -------------------------------------------------------------------
 
-    def _serve(self, ready: asyncio.Future[None]) -> None:
+    def _serve(self, jobs: queue.SimpleQueue[_Job | object], ready: asyncio.Future[None]) -> None:
         loop = self._loop
         assert loop is not None
         try:
             db = _connect(self.path, self.synchronous)
+            self._prune_completed(db)
         except BaseException as error:
             loop.call_soon_threadsafe(_settle, ready, None, error)
             return
-        self._last_number = int(db.execute("SELECT value FROM counters WHERE name = 'message'").fetchone()[0])
         loop.call_soon_threadsafe(_settle, ready, None, None)
+        batch: list[_Job] = []
         try:
             stopping = False
             while not stopping:
-                batch: list[_Job] = []
-                job = self._jobs.get()
+                batch = []
+                job = jobs.get()
                 while True:
                     if job is _STOP:
                         stopping = True
@@ -404,13 +410,27 @@ class SqliteStore:
                     if len(batch) >= _MAX_BATCH:
                         break
                     try:
-                        job = self._jobs.get_nowait()
+                        job = jobs.get_nowait()
                     except queue.Empty:
                         break
                 if batch:
                     outcomes = self._commit(db, batch)
+                    batch = []
                     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                         loop.call_soon_threadsafe(_settle_all, outcomes)
+        except BaseException as error:  # the writer cannot go on: nobody may wait for it in vain
+            self._failure = StoreUnusable(
+                f"the writer of {self.path} stopped: {type(error).__name__}: {error}"
+            )
+            left = [*batch]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    job = jobs.get_nowait()
+                    if isinstance(job, _Job):
+                        left.append(job)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, [(job, None, self._failure) for job in left])
+            raise
         finally:
             db.close()
 
@@ -420,9 +440,10 @@ class SqliteStore:
         """One transaction for the whole batch. Jobs run bare, which is fastest; only if one
         fails (a duplicate actor, a message already gone) is the batch run again with a
         savepoint around each job, so that the failure undoes that job alone."""
-        first_number = self._last_number
         try:
             db.execute("BEGIN IMMEDIATE")
+            # Read under the write lock: another store on this file may have handed out numbers.
+            first_number = self._last_number = _stored_number(db)
             try:
                 outcomes: list[tuple[_Job, Any, BaseException | None]] = [
                     (job, job.run(db), None) for job in batch
@@ -439,16 +460,28 @@ class SqliteStore:
         except sqlite3.Error as error:  # the transaction itself failed (disk full, I/O): all of it did
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._last_number = first_number
             failure = StoreUnusable(f"writing to {self.path} failed: {error}")
             outcomes = [(job, None, failure) for job in batch]
         return outcomes
 
     def _next_number(self) -> int:
         """Message ids and queue positions come from one counter, as in the memory store. It is
-        kept here (jobs run on the writer thread only) and written once per transaction."""
+        read when a transaction begins, counted here (jobs run on the writer thread only) and
+        written once, before the commit."""
         self._last_number += 1
         return self._last_number
+
+
+def _update_live(db: sqlite3.Connection, message_id: int, assignments: str, params: Sequence[Any]) -> None:
+    cursor = db.execute(
+        f"UPDATE messages SET {assignments} WHERE message_id = ? AND status IN {_LIVE}", (*params, message_id)
+    )
+    if cursor.rowcount == 0:
+        raise MessageNotFound(f"no pending or leased message with id {message_id}")
+
+
+def _stored_number(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT value FROM counters WHERE name = 'message'").fetchone()[0])
 
 
 def _guarded(db: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
@@ -479,9 +512,12 @@ def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
 
 def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     """The store's connection, after checking, without writing anything, that the file is ours."""
-    if path.exists():
-        check_store_file(path)
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        if path.exists():
+            check_store_file(path)
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except (OSError, sqlite3.Error) as error:
+        raise StoreUnusable(f"{path} could not be opened as a store: {error}") from None
     try:
         db.execute("PRAGMA busy_timeout = 5000")  # a reader such as `agentos-nb inspect` may hold a lock
         db.execute("PRAGMA journal_mode = WAL")

@@ -89,7 +89,9 @@ async def _save(c: ActorContext) -> None:
 
 
 async def _destroy(c: ActorContext) -> None:
-    await _vm(c).sessions.release(forget=True)
+    vm = _vm(c)
+    vm.cancel_snapshot()
+    await vm.sessions.release(forget=True)
 
 
 def _vm(c: ActorContext) -> AgentVm:

@@ -85,11 +85,11 @@ class AgentVm:
         )
         self.files = VmFiles(self.shell)
         self.sessions = Sessions(c, self, spec.setup.agent_types)
-        self._snapshot_due = False
+        self._snapshot_timer: asyncio.TimerHandle | None = None
 
     async def snapshot(self) -> None:
         """Save the files and the open sessions, for the next wake (or the next process)."""
-        self._snapshot_due = False
+        self.cancel_snapshot()
         files = await self.pack()
         sessions = self.sessions.export()
         await self._c.save_blob(FILESYSTEM_BLOB, files)
@@ -98,17 +98,35 @@ class AgentVm:
     def changed(self) -> None:
         """The files or sessions may have changed. With a durable store, a snapshot follows
         `snapshot_every` seconds later, one for a whole burst of changes; so a killed process
-        loses at most that much."""
+        loses at most that much. The wait does not hold the VM awake."""
         c = self._c
-        if self._snapshot_due or self.spec.snapshot_every is None or not c.durable or c.stopping:
+        if (
+            self._snapshot_timer is not None
+            or self.spec.snapshot_every is None
+            or not c.durable
+            or c.stopping
+        ):
             return
-        self._snapshot_due = True
-        c.keep_awake(self._snapshot_later(self.spec.snapshot_every))
+        loop = asyncio.get_running_loop()
+        self._snapshot_timer = loop.call_later(self.spec.snapshot_every, self._snapshot_now)
 
-    async def _snapshot_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        if self._snapshot_due:
+    def cancel_snapshot(self) -> None:
+        if self._snapshot_timer is not None:
+            self._snapshot_timer.cancel()
+            self._snapshot_timer = None
+
+    def _snapshot_now(self) -> None:
+        self._snapshot_timer = None
+        if not self._c.stopping:
+            self._c.keep_awake(self._background_snapshot())
+
+    async def _background_snapshot(self) -> None:
+        """A snapshot taken while commands run may catch a tree mid-change; every command's end
+        asks for another, and a failed one (a directory removed mid-walk) is retried the same way."""
+        try:
             await self.snapshot()
+        except Exception:
+            self.changed()
 
     @property
     def instructions(self) -> str:
