@@ -143,7 +143,6 @@ class Handler(BaseHTTPRequestHandler):
         # TODO: validate the fields and reject unknown ones
         entry = @Item@(id=len(@items@) + 1, name=data["name"])
         @items@[entry.id] = entry
-        print("created", entry)
         self._send(201, asdict(entry))
 
 
