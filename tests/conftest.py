@@ -63,6 +63,17 @@ async def next_event(subscription, type_: str, *, timeout: float = 5.0):
     raise AssertionError(f"subscription closed before a {type_} event")
 
 
+async def prompts_of(vm, session_id: str) -> list[str]:
+    """The prompts a session's turns began with, in order."""
+    updates = await vm.get_session_events(session_id)
+    return [u.content.text for u in updates if u.session_update == "user_message_chunk"]
+
+
+async def notices_of(vm, session_id: str) -> list[str]:
+    """What a session said besides the agent: its model, its retries."""
+    return [u.text for u in await vm.get_session_events(session_id) if u.session_update == "notice"]
+
+
 @pytest.fixture
 async def start_registry():
     """A factory: `registry = await start_registry(name=actor(...), ...)`, stopped after the test."""

@@ -8,7 +8,7 @@ import asyncio
 import json
 
 import pytest
-from conftest import next_event, wait_until
+from conftest import next_event, notices_of, wait_until
 from fake_providers import DROP, Failure, FakeProvider, Reply, ToolCall
 from pydantic_ai.models import override_allow_model_requests
 
@@ -179,9 +179,7 @@ async def test_transient_failures_are_retried_with_notices(vm, fake_provider, al
     )
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.text == "finally"
-    notices = [
-        u.text for u in await vm.get_session_events(session.session_id) if u.session_update == "notice"
-    ]
+    notices = await notices_of(vm, session.session_id)
     assert len(notices) == 3  # the model announced, then two retries
     assert "attempt 2 of 3" in notices[1]
     assert "attempt 3 of 3" in notices[2]
@@ -264,9 +262,7 @@ async def test_a_retry_after_part_of_a_reply_says_the_reply_starts_again(vm, fak
     )
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.text == "Hello again."
-    notices = [
-        u.text for u in await vm.get_session_events(session.session_id) if u.session_update == "notice"
-    ]
+    notices = await notices_of(vm, session.session_id)
     assert len(notices) == 2
     assert "the reply so far was cut off and starts again" in notices[1]
 
