@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,10 +127,28 @@ class MessageReplayed(ActorEvent):
     message_id: int
 
 
+class ToolCallRef(BaseModel):
+    """The host-tool call under way: who called which tool."""
+
+    model_config = ConfigDict(frozen=True)
+
+    caller: ActorRef
+    call_id: int
+    toolkit: str
+    tool: str
+
+
+current_tool_call: ContextVar[ToolCallRef | None] = ContextVar("agentos_current_tool_call", default=None)
+"""Set while a host tool runs, so that the actions it calls say whose tool call made them."""
+
+
 class ActionStarted(ActorEvent):
     type: Literal["action.started"] = "action.started"
     action: str
     call_id: int
+    via: ToolCallRef | None = None
+    """The host-tool call that asked for this action, if one did (seed 000: the reviewer's
+    actions come from the writer's `review.submit`)."""
 
 
 class ActionFinished(ActorEvent):

@@ -30,6 +30,7 @@ from agentos_nb.events import (
     ActorSlept,
     ActorWoke,
     CrashPhase,
+    current_tool_call,
 )
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
 
@@ -138,7 +139,7 @@ class ActorInstance:
             raise MailboxClosed
         call_id = next(_call_ids)
         started = time.monotonic()
-        self._emit(ActionStarted, action=name, call_id=call_id)
+        self._emit(ActionStarted, action=name, call_id=call_id, via=current_tool_call.get())
         task = self._loop.create_task(self._run_action(action, args, kwargs, sink))
         self._tasks.add(task)
         error: BaseException | None = None
@@ -234,6 +235,13 @@ class ActorInstance:
             await self.save_state()
         except Exception as error:
             self.registry.report_crash(self.ref, "save_state", error)
+
+    def state_json(self) -> bytes | None:
+        """The state as it would be saved, for previews; None if it cannot be serialized now."""
+        try:
+            return self._state_adapter.dump_json(self.state)
+        except pydantic_core.PydanticSerializationError:
+            return None
 
     async def save_state(self) -> None:
         """Write the state if it changed since the last save."""

@@ -199,6 +199,11 @@ class Mailbox:
     def pending_count(self) -> int:
         return sum(len(q) for q in self._pending.values())
 
+    def depth(self, name: str) -> int:
+        """Messages of queue `name` waiting to be delivered."""
+        pending = self._pending.get(name)
+        return 0 if pending is None else len(pending)
+
     # --- consuming -----------------------------------------------------------------------------
 
     def check_names(self, names: str | Iterable[str] | None) -> frozenset[str]:

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pydantic
 from pydantic_core import to_json
@@ -23,6 +23,7 @@ from agentos_nb.actors.deadlines import deadline_after, wait_until
 from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.actors.handles import Client, DeadLetter, SendResult
 from agentos_nb.actors.instance import ActorInstance
+from agentos_nb.actors.overview import ActorView, overview
 from agentos_nb.actors.queues import MailboxClosed, Outcome, QueuePlan
 from agentos_nb.actors.scheduling import Scheduler
 from agentos_nb.errors import (
@@ -40,6 +41,9 @@ from agentos_nb.events import ActorCrashed, ActorCreated, ActorRef, CrashPhase, 
 from agentos_nb.events import ActorDestroyed as ActorDestroyedEvent
 from agentos_nb.store import Store, open_store
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
+
+if TYPE_CHECKING:
+    from agentos_nb.jupyter.dashboard import Dashboard
 
 T = TypeVar("T")
 Phase = Literal["new", "starting", "running", "stopping", "stopped"]
@@ -88,8 +92,8 @@ class Registry:
             raise RegistryNotRunning(
                 f"registry {self.name!r} was stopped and cannot start again; call setup(...) anew"
             )
-        previous = _running.get(self.name)
-        _running[self.name] = self
+        previous = _running.pop(self.name, None)
+        _running[self.name] = self  # last in the dict: the registry started most recently
         self._loop = loop
         self.phase = "starting"
         self._startup = loop.create_task(self._start(previous), name=f"agentos-start:{self.name}")
@@ -169,6 +173,20 @@ class Registry:
         if plan is None:
             plan = self._queue_plans[name] = QueuePlan(self.definitions[name])
         return plan
+
+    def instance(self, actor_id: str) -> ActorInstance | None:
+        """The live instance of an actor, if it is awake (or waking, or going to sleep)."""
+        return self._instances.get(actor_id)
+
+    async def overview(self) -> list[ActorView]:
+        """Every actor with its status, a state preview and its queues' depths, right now."""
+        return await overview(self)
+
+    def dashboard(self, **options: Any) -> Dashboard:
+        """A live ipywidgets dashboard of this registry (see `agentos_nb.jupyter.dashboard`)."""
+        from agentos_nb.jupyter.dashboard import Dashboard  # widgets load only when asked for
+
+        return Dashboard(self, **options)
 
     def client(self) -> Client:
         """The in-process client: `registry.client().writer.get_or_create(["my-project"])`."""
@@ -548,6 +566,11 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"<Registry {self.name!r} {self.phase} actors={sorted(self.definitions)}>"
+
+
+def running_registries() -> list[Registry]:
+    """The registries running in this process, the one started most recently last."""
+    return list(_running.values())
 
 
 def _ref(record: ActorRecord) -> ActorRef:

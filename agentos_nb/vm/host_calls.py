@@ -18,7 +18,7 @@ from pydantic_core import to_jsonable_python
 
 from agentos_nb.actors.context import ActorContext
 from agentos_nb.errors import ToolError
-from agentos_nb.events import ToolCallFinished, ToolCallStarted
+from agentos_nb.events import ToolCallFinished, ToolCallRef, ToolCallStarted, current_tool_call
 from agentos_nb.vm import tool_cli
 from agentos_nb.vm.shell import CommandCall, CommandReply
 from agentos_nb.vm.toolkits import HostTool, ToolContext, Toolkit
@@ -107,6 +107,9 @@ class HostCalls:
                 ToolCallStarted(actor=c.ref, call_id=call_id, toolkit=kit.name, tool=name, input=shown_input)
             )
         started = time.monotonic()
+        this_call = current_tool_call.set(
+            ToolCallRef(caller=c.ref, call_id=call_id, toolkit=kit.name, tool=name)
+        )
         result: Any = None
         code: str | None = "CANCELLED"
         message: str | None = "the command calling the tool was stopped"
@@ -141,6 +144,7 @@ class HostCalls:
             code, message = failure.code, failure.message
             reply = _failure(code, message)
         finally:
+            current_tool_call.reset(this_call)
             if c.events.active:
                 elapsed = time.monotonic() - started
                 _publish_finished(c, call_id, kit, name, shown_input, code, message, result, elapsed)
