@@ -11,6 +11,8 @@ from agentos_nb.actors.queues import Message
 from agentos_nb.actors.registry import Registry, setup
 from agentos_nb.agents.models import ModelConfig
 from agentos_nb.events import Event, EventBus, Subscription
+from agentos_nb.http.client import create_client
+from agentos_nb.jupyter.extension import load_ipython_extension, unload_ipython_extension
 from agentos_nb.store import MemoryStore, Store
 from agentos_nb.vm.agent_os import agent_os
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
@@ -51,9 +53,12 @@ __all__ = [
     "Usage",
     "actor",
     "agent_os",
+    "create_client",
     "errors",
     "host_tool",
+    "load_ipython_extension",
     "queue",
     "setup",
     "toolkit",
+    "unload_ipython_extension",
 ]

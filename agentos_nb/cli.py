@@ -2,8 +2,9 @@
 
 `agentos-nb demo` runs seed 000, a writer agent and a reviewer agent joined by a host tool, and
 `agentos-nb demo --queues` runs seed 002's queue examples. `agentos-nb inspect STORE` shows
-what a SQLite store holds. The runtime never prints: all that
-is shown here is read from the registry's event bus as it happens, and rendered with rich.
+what a SQLite store holds. `agentos-nb serve module:registry` serves a registry's HTTP API.
+The runtime never prints: all that is shown here is read from the registry's event bus as it
+happens, and rendered with rich.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import json
+import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +33,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from agentos_nb import demo, errors
+from agentos_nb import Registry, demo, errors
+from agentos_nb.actors.registry import SERVE_HOST, SERVE_PORT
 from agentos_nb.events import (
     ActorCrashed,
     ActorRef,
@@ -449,6 +455,64 @@ def inspect_store(console: Console, path: str) -> None:
     console.print(sessions if sessions.row_count else Text("No open sessions saved.", "dim"))
 
 
+class ServeFailed(Exception):
+    """`agentos-nb serve` could not find or serve the registry; the message says why."""
+
+
+def load_registry(target: str) -> Registry:
+    """The registry that `module:name` (or `path/to/file.py:name`) names. Without `:name`, the
+    module's one Registry. Called on the running loop, so that a module that calls
+    `registry.start()` at import starts it there instead of serving and blocking."""
+    where, _, name = target.partition(":")
+    try:
+        if where.endswith(".py") or os.sep in where:
+            path = os.path.abspath(where)
+            sys.path.insert(0, os.path.dirname(path))
+            spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+            if spec is None or spec.loader is None:
+                raise ServeFailed(f"{where} is not a Python file")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(where)
+    except (ImportError, OSError) as error:
+        raise ServeFailed(f"cannot import {where}: {error}") from None
+    if name:
+        found = getattr(module, name, None)
+        if not isinstance(found, Registry):
+            raise ServeFailed(f"{where} has no registry named {name!r} (made with setup(...))")
+        return found
+    registries = [value for value in vars(module).values() if isinstance(value, Registry)]
+    if len(registries) != 1:
+        raise ServeFailed(f"{where} has {len(registries)} registries; name one: {where}:NAME")
+    return registries[0]
+
+
+async def serve(console: Console, target: str, host: str, port: int, token: str | None) -> None:
+    """Serve until Ctrl-C or SIGTERM; the token is shown here, once, unless it was given."""
+    from agentos_nb.http.server import ServerInfo, serve_until_signalled
+
+    registry = load_registry(target)
+
+    def ready(info: ServerInfo) -> None:
+        console.print(
+            Text.assemble(("serving ", "bold"), (registry.name, "bold cyan"), " at ", (info.url, "bold"))
+        )
+        if token is None:
+            console.print(Text.assemble("token: ", (info.token.get_secret_value(), "bold yellow")))
+        console.print(
+            Text(
+                f"The token is also in {info.runtime_file} (readable only by you), where clients on "
+                "this machine find it: create_client(url). Ctrl-C stops, after the work under way.",
+                "dim",
+            )
+        )
+
+    await serve_until_signalled(registry, host=host, port=port, token=token, ready=ready)
+    console.print(Text("stopped", "dim"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agentos-nb", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -463,8 +527,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     inspect_command = commands.add_parser("inspect", help="show what a SQLite store file holds")
     inspect_command.add_argument("store", help="the store file, or its sqlite:/// URL")
+    serve_command = commands.add_parser("serve", help="serve a registry's HTTP API until Ctrl-C")
+    serve_command.add_argument("registry", help="module:name or path/to/file.py:name of the registry")
+    serve_command.add_argument(
+        "--host", default=SERVE_HOST, help=f"the address to bind (default {SERVE_HOST})"
+    )
+    serve_command.add_argument(
+        "--port", type=int, default=SERVE_PORT, help=f"the port (default {SERVE_PORT}; 0 picks one)"
+    )
+    serve_command.add_argument(
+        "--token",
+        default=os.environ.get("AGENTOS_NB_TOKEN"),
+        help="the bearer token (default $AGENTOS_NB_TOKEN, else a new one)",
+    )
     args = parser.parse_args(argv)
     console = Console()
+    if args.command == "serve":
+        try:
+            asyncio.run(serve(console, args.registry, args.host, args.port, args.token))
+        except (ServeFailed, errors.AgentOSError, OSError) as error:
+            console.print(Text("Cannot serve: ", "bold red").append(str(error)))
+            return 1
+        return 0
     if args.command == "inspect":
         path = args.store.removeprefix("sqlite:///").split("?", 1)[0]
         try:

@@ -602,7 +602,7 @@ async def test_async_with_starts_and_stops_the_registry():
 def test_start_without_a_running_loop_explains_what_to_do():
     registry = setup(use={"worker": actor()}, name="no-loop")
     with pytest.raises(RegistryNotRunning, match="running event loop") as raised:
-        registry.start()
+        registry.start(serve=False)
     assert "async with registry" in str(raised.value)
     assert registry.phase == "new"
 

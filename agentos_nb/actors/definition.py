@@ -17,7 +17,7 @@ Hook = Callable[..., Any]
 
 # Attributes of a handle; an action of the same name could not be reached through it.
 RESERVED_ACTION_NAMES = frozenset(
-    {"name", "key", "send", "wait_for", "resolve", "call", "stream", "dead_letters", "replay"}
+    {"name", "key", "actor_id", "send", "wait_for", "resolve", "call", "stream", "dead_letters", "replay"}
 )
 
 

@@ -88,6 +88,11 @@ class ActorHandle:
         """The key, or None for a handle made by id that has not been resolved yet."""
         return self._key
 
+    @property
+    def actor_id(self) -> str | None:
+        """The actor's id, or None until a call (or `resolve()`) has looked it up."""
+        return self._actor_id
+
     async def resolve(self) -> str:
         """The actor's id, creating the actor first if this is a `get_or_create` handle."""
         if self._actor_id is None:

@@ -1,7 +1,9 @@
 """`setup(use=...)` and the registry: where actors are found, woken, put to sleep and stopped.
 
 A registry runs on the event loop it was started on. In a notebook that is the kernel's loop,
-so `registry.start()` returns at once and actors work in the background between cells.
+so `registry.start()` returns at once and actors work in the background between cells; in a
+plain script, with no loop running, `registry.start()` serves the HTTP API and blocks, as the
+seed's server does (`agentos_nb.http`, loaded only then, or by `serve()`).
 Starting a registry stops any running registry of the same name on the same loop first, so
 re-running a setup cell never leaves two runtimes working (one left on a closed loop is dropped).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +46,7 @@ from agentos_nb.store import Store, open_store
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
 
 if TYPE_CHECKING:
+    from agentos_nb.http.server import HttpServer, ServerInfo
     from agentos_nb.jupyter.dashboard import Dashboard
 
 T = TypeVar("T")
@@ -52,6 +56,11 @@ Phase = Literal["new", "starting", "running", "stopping", "stopped"]
 _running: dict[str, Registry] = {}
 # Grace given to the work of a registry that a new start of the same name replaces.
 REPLACED_GRACE = 1.0
+# Where `start()` serves in a plain script, as Rivet's registries do.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 6420
+
+logger = logging.getLogger(__name__)
 
 
 class Registry:
@@ -73,20 +82,43 @@ class Registry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
+        self._server: HttpServer | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> Registry:
-        """Start the runtime on the running event loop and return at once."""
+    def start(
+        self,
+        *,
+        serve: bool | None = None,
+        host: str = SERVE_HOST,
+        port: int = SERVE_PORT,
+        token: str | None = None,
+    ) -> Registry:
+        """Start the runtime.
+
+        With a running event loop (a notebook cell), start on it and return at once; with
+        `serve=True`, also serve the HTTP API in the background (`await registry.serve(...)`
+        does the same and says where). With no running loop (a plain script), serve the HTTP
+        API on host:port and block until Ctrl-C or SIGTERM, then drain and stop; `serve=False`
+        refuses instead. The token is generated unless given; clients on this machine find it
+        in the registry's runtime file.
+        """
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            raise RegistryNotRunning(
-                "registry.start() needs a running event loop (a notebook cell has one); in a "
-                "script, start it inside `async def main()` run by asyncio.run, or use "
-                "`async with registry:`"
-            ) from None
+            if serve is False:
+                raise RegistryNotRunning(
+                    "registry.start(serve=False) needs a running event loop (a notebook cell has "
+                    "one); in a script, start it inside `async def main()` run by asyncio.run, or "
+                    "use `async with registry:`"
+                ) from None
+            from agentos_nb.http.server import serve_until_signalled  # HTTP loads only when asked for
+
+            asyncio.run(serve_until_signalled(self, host=host, port=port, token=token))
+            return self
         if self.phase in ("starting", "running"):
+            if serve:
+                self.spawn(self._serve_in_background(host, port, token))
             return self
         if self.phase != "new":
             raise RegistryNotRunning(
@@ -97,7 +129,52 @@ class Registry:
         self._loop = loop
         self.phase = "starting"
         self._startup = loop.create_task(self._start(previous), name=f"agentos-start:{self.name}")
+        if serve:
+            self.spawn(self._serve_in_background(host, port, token))
         return self
+
+    async def serve(
+        self,
+        *,
+        host: str = SERVE_HOST,
+        port: int = SERVE_PORT,
+        token: str | None = None,
+        max_body_bytes: int | None = None,
+    ) -> ServerInfo:
+        """Serve the HTTP API on the running loop without blocking (starting the registry if
+        needed), and say where: the URL, and the runtime file that holds the token. Serving
+        already, it says where it serves."""
+        from agentos_nb.http.server import DEFAULT_MAX_BODY_BYTES, HttpServer  # loads only when asked for
+
+        if self._server is not None and self._server.info is not None:
+            return self._server.info
+        if self.phase == "new":
+            self.start(serve=False)
+        await self.ready()
+        if self._server is None:
+            self._server = HttpServer(
+                self,
+                host=host,
+                port=port,
+                token=token,
+                max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            )
+        try:
+            return self._server.start()
+        except BaseException:
+            self._server = None
+            raise
+
+    @property
+    def server(self) -> HttpServer | None:
+        """The HTTP server, while this registry serves."""
+        return self._server
+
+    async def _serve_in_background(self, host: str, port: int, token: str | None) -> None:
+        try:
+            await self.serve(host=host, port=port, token=token)
+        except Exception:  # nobody awaits this task: the log is where a failure to bind shows
+            logger.exception("registry %r could not serve HTTP on %s:%s", self.name, host, port)
 
     async def _start(self, previous: Registry | None) -> None:
         try:
@@ -142,6 +219,9 @@ class Registry:
             del _running[self.name]
         if self._startup is not None and not self._startup.done():
             await asyncio.wait([self._startup])
+        server = self._server
+        if server is not None:  # requests under way finish before the actors stop
+            await server.drain(grace)
         self.phase = "stopping"
         try:
             await self.scheduler.stop()
@@ -159,6 +239,9 @@ class Registry:
         finally:
             self.phase = "stopped"
             self.bus.close()  # readers' `async for event in subscription` ends
+            if server is not None:
+                await server.close()
+                self._server = None
 
     async def __aenter__(self) -> Registry:
         self.start()

@@ -1,0 +1,414 @@
+"""The registry's HTTP server: tornado, on the event loop the runtime runs on.
+
+It binds 127.0.0.1 unless told otherwise and wants a bearer token on every route but /health
+(generated unless given, kept in a runtime file readable only by its user, never logged). A
+request is checked in this order, and the first failure answers it: route (404, 405), token
+(401), size (413: the body is dropped as it arrives, never kept), then, in the handler, JSON
+(400) and fields (422). Stopping drains: no new requests, those under way get time to finish,
+then the registry stops (ending event streams) and the connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from http.client import responses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+from tornado import httputil
+from tornado.http1connection import HTTP1Connection
+from tornado.httpserver import HTTPServer as TornadoServer
+from tornado.iostream import StreamClosedError
+from tornado.netutil import bind_sockets
+
+from agentos_nb.errors import AgentOSError
+from agentos_nb.http import sse
+from agentos_nb.http.auth import authorized, new_token
+from agentos_nb.http.errors import (
+    BodyTooLarge,
+    HttpError,
+    InternalError,
+    MethodNotAllowed,
+    ServerStopping,
+    Unauthorized,
+    error_reply,
+)
+from agentos_nb.http.openapi import build_document
+from agentos_nb.http.routes import ROUTES, Api, Reply, Request, Route, Router, StreamEvent, json_bytes
+from agentos_nb.http.runtime_files import remove_runtime_file, write_runtime_file
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Coroutine
+
+    from agentos_nb.actors.registry import Registry
+
+logger = logging.getLogger("agentos_nb.http")
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DRAIN_SECONDS = 10.0
+"""How long requests under way get to finish when the server stops, unless a grace is given."""
+IDLE_CONNECTION_SECONDS = 300.0
+CLOSE_SECONDS = 1.0
+"""How long replies still being written (an event stream's end) get once the registry stopped."""
+DISCARDED_BODY_FACTOR = 16
+"""A body over the limit is read and dropped, up to this many times the limit, so that its
+sender can finish sending and read the 413; past that, the connection is closed on it."""
+
+_CALLS_ACTIONS = ("action", "streaming_action", "vm")
+"""Routes whose handlers run actions: what those raise is the action's failure, not the server's."""
+
+
+class ServerInfo(BaseModel):
+    """Where a registry serves. The token prints masked (`info.token.get_secret_value()` shows
+    it): clients on this machine read it from `runtime_file`, so it need not be shown at all."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    host: str
+    port: int
+    token: SecretStr
+    runtime_file: str
+
+
+class HttpServer:
+    """One registry's HTTP API, served on the running event loop."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        host: str,
+        port: int,
+        token: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be at least 1, not {max_body_bytes}")
+        self.registry = registry
+        self.token = token or new_token()
+        self.max_body_bytes = max_body_bytes
+        self.router = Router(ROUTES)
+        self.accepting = False
+        self._host = host
+        self._port = port
+        self._runtime_file: Path | None = None
+        self._tornado: TornadoServer | None = None
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.closed = asyncio.Event()
+        """Set once the server has closed (the registry stopped)."""
+        self.api: Api | None = None
+        self.info: ServerInfo | None = None
+
+    def start(self) -> ServerInfo:
+        """Bind and start serving; port 0 picks a free port."""
+        if self.info is not None:
+            return self.info
+        sockets = bind_sockets(self._port, address=self._host)
+        port = sockets[0].getsockname()[1]
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        url = f"http://{host}:{port}"
+        try:
+            self._runtime_file, _ = write_runtime_file(name=self.registry.name, url=url, token=self.token)
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        self.api = Api(self.registry, lambda: json_bytes(build_document(self.registry, ROUTES, url=url)))
+        self._tornado = TornadoServer(
+            _Connections(self),
+            idle_connection_timeout=IDLE_CONNECTION_SECONDS,
+            max_body_size=self.max_body_bytes * DISCARDED_BODY_FACTOR,
+        )
+        self._tornado.add_sockets(sockets)
+        self.accepting = True
+        self.info = ServerInfo(
+            url=url,
+            host=self._host,
+            port=port,
+            token=SecretStr(self.token),
+            runtime_file=str(self._runtime_file),
+        )
+        logger.info("registry %r serves at %s", self.registry.name, url)
+        return self.info
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Stop listening, refuse new requests (503), and give those under way `timeout` s
+        (default `DRAIN_SECONDS`)."""
+        if not self.accepting or self._tornado is None:
+            return
+        self.accepting = False
+        self._tornado.stop()
+        if self._in_flight == 0:
+            return
+        timeout = DRAIN_SECONDS if timeout is None else timeout
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            logger.warning(
+                "%d HTTP requests still running after %g s; stopping anyway", self._in_flight, timeout
+            )
+
+    async def close(self) -> None:
+        """Let event streams send their end, then close every connection and remove the
+        runtime file."""
+        self.accepting = False
+        if self._runtime_file is not None:
+            remove_runtime_file(self._runtime_file)
+            self._runtime_file = None
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=CLOSE_SECONDS)
+        if self._tornado is not None:
+            self._tornado.stop()
+            await self._tornado.close_all_connections()
+        for task in list(self._tasks):  # requests still waiting on a registry that is gone
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.closed.set()
+
+    def run(self, work: Coroutine[Any, Any, None]) -> None:
+        """Answer a request in its own task, kept referenced until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def request_started(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def request_finished(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+
+class _Connections(httputil.HTTPServerConnectionDelegate):
+    """Tornado's HTTP/1.1 connections (parsing, keep-alive, chunking) without its web framework:
+    each request goes straight to an `_Exchange`, which is half the work per request."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+
+    def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> _Exchange:
+        return _Exchange(self._server, request_conn)  # type: ignore[arg-type]
+
+
+class _Exchange(httputil.HTTPMessageDelegate):
+    """One request and its reply: matched against the route table, checked, handed to its handler."""
+
+    def __init__(self, server: HttpServer, connection: HTTP1Connection) -> None:
+        self._server = server
+        self._connection = connection
+        self._method = ""
+        self._path = ""
+        self._query = ""
+        self._route: Route | None = None
+        self._params: dict[str, str] = {}
+        self._refusal: HttpError | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._answered = False
+        self._pump: asyncio.Task[None] | None = None
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        self._method = start_line.method
+        self._path, _, self._query = start_line.path.partition("?")
+        server = self._server
+        try:
+            if not server.accepting:
+                raise ServerStopping("the server is stopping")
+            route, params = server.router.match(self._method, self._path)
+            if not route.public and not authorized(headers.get("Authorization"), server.token):
+                raise Unauthorized(
+                    "this route needs the header `Authorization: Bearer <token>` with the server's token"
+                )
+        except HttpError as refusal:
+            self._refusal = refusal  # answered once the request is read, so the connection stays usable
+            return
+        declared = headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > server.max_body_bytes:
+            too_large = BodyTooLarge(f"the body is {declared} bytes; the limit is {server.max_body_bytes}")
+            if int(declared) > server.max_body_bytes * DISCARDED_BODY_FACTOR:
+                self._answer_error(too_large)  # now, reading none of it; the connection closes
+            else:
+                self._refusal = too_large
+            return
+        self._route, self._params = route, params
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._refusal is not None or self._answered:
+            return  # dropped: the request is refused once its body has arrived
+        self._size += len(chunk)
+        if self._size > self._server.max_body_bytes:
+            self._chunks.clear()
+            self._refusal = BodyTooLarge(f"the body is over the limit of {self._server.max_body_bytes} bytes")
+        else:
+            self._chunks.append(chunk)
+
+    def finish(self) -> None:
+        if self._answered:
+            return
+        if self._refusal is not None:
+            self._answer_error(self._refusal)
+            return
+        self._server.run(self._serve())
+
+    def on_connection_close(self) -> None:
+        """The reader has gone: stop what feeds its stream (an action, a turn, a subscription)."""
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+
+    async def _serve(self) -> None:
+        route = self._route
+        assert route is not None
+        assert self._server.api is not None
+        query = parse_qs(self._query, keep_blank_values=True) if self._query else {}
+        request = Request(self._server.api, self._params, query, b"".join(self._chunks))
+        self._chunks.clear()
+        if route.drains:
+            self._server.request_started()
+        try:
+            if route.streams:
+                await self._stream(route, request)
+            else:
+                self._answer(await route.handler(request))  # type: ignore[misc]
+        except Exception as error:
+            if not self._answered:
+                self._answer_error(error, route)
+        finally:
+            if route.drains:
+                self._server.request_finished()
+
+    async def _stream(self, route: Route, request: Request) -> None:
+        events: AsyncIterator[StreamEvent] = route.handler(request)  # type: ignore[assignment]
+        try:
+            first = await anext(events)  # what fails before this answers as JSON, not as a stream
+        except StopAsyncIteration:
+            first = None
+        self._answered = True
+        self._pump = asyncio.ensure_future(self._relay(route, first, events))
+        await asyncio.wait([self._pump])
+
+    async def _relay(self, route: Route, first: StreamEvent, events: AsyncIterator[StreamEvent]) -> None:
+        connection = self._connection
+        try:
+            opening = None if first is None else sse.frame(*first)
+            await connection.write_headers(_start_line(200), _EVENT_STREAM_HEADERS.copy(), opening)
+            try:
+                while True:
+                    await connection.write(_sse(await anext(events)))
+            except StopAsyncIteration:
+                ending = sse.frame(sse.END, b"{}")
+            except StreamClosedError:
+                raise
+            except Exception as error:
+                _, body = self._error_body(error, route)
+                ending = sse.frame(sse.ERROR, json_bytes(body))
+            await connection.write(ending)
+            connection.finish()
+        except StreamClosedError:
+            pass
+        finally:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    def _answer(self, reply: Reply, headers: dict[str, str] | None = None) -> None:
+        self._answered = True
+        fields = httputil.HTTPHeaders(headers or {})
+        if reply.content_type is not None:
+            fields["Content-Type"] = reply.content_type
+        if reply.status != 204:
+            fields["Content-Length"] = str(len(reply.body))
+        body = None if self._method == "HEAD" or reply.status == 204 else reply.body
+        self._connection.write_headers(_start_line(reply.status), fields, body or None)
+        self._connection.finish()
+        if logger.isEnabledFor(logging.DEBUG):  # method, path and status: never headers, which hold the token
+            logger.debug("%d %s %s", reply.status, self._method, self._path)
+
+    def _answer_error(self, error: BaseException, route: Route | None = None) -> None:
+        status, body = self._error_body(error, route)
+        headers = {}
+        if isinstance(error, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"
+        elif isinstance(error, MethodNotAllowed):
+            headers["Allow"] = str(error.details.get("allow", ""))
+        self._answer(Reply(status, json_bytes(body)), headers)
+
+    def _error_body(self, error: BaseException, route: Route | None) -> tuple[int, dict[str, Any]]:
+        """What answers `error`; an unexpected one is logged with its traceback, never sent."""
+        if not isinstance(error, AgentOSError) and (route is None or route.per not in _CALLS_ACTIONS):
+            logger.error("%s %s failed", self._method, self._path, exc_info=error)
+            error = InternalError("the server failed to answer this request; its log says why")
+        status, body = error_reply(error)
+        if status >= 500 and not isinstance(error, HttpError):
+            logger.error("%s %s: %s", self._method, self._path, body["message"], exc_info=error)
+        return status, body
+
+
+_EVENT_STREAM_HEADERS = httputil.HTTPHeaders(
+    {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+)
+
+
+def _start_line(status: int) -> httputil.ResponseStartLine:
+    return httputil.ResponseStartLine("HTTP/1.1", status, responses.get(status, "Unknown"))
+
+
+def _sse(event: StreamEvent) -> bytes:
+    return sse.KEEPALIVE if event is None else sse.frame(*event)
+
+
+async def serve_until_signalled(
+    registry: Registry,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ready: Callable[[ServerInfo], None] | None = None,
+) -> None:
+    """Serve until Ctrl-C or SIGTERM (or until the registry is stopped), then drain and stop.
+    `ready` hears where it serves. A second Ctrl-C while draining interrupts the drain."""
+    try:
+        info = await registry.serve(host=host, port=port, token=token, max_body_bytes=max_body_bytes)
+    except BaseException:
+        await registry.stop()
+        raise
+    logger.info("registry %r: token in %s", registry.name, info.runtime_file)
+    if ready is not None:
+        ready(info)
+    server = registry.server
+    assert server is not None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, stop.set)
+            handled.append(number)
+        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
+            pass
+    try:
+        stopped = asyncio.ensure_future(server.closed.wait())
+        signalled = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        signalled.cancel()
+    finally:
+        for number in handled:
+            loop.remove_signal_handler(number)
+    started = time.monotonic()
+    await registry.stop()
+    logger.info("registry %r stopped in %.1f s", registry.name, time.monotonic() - started)

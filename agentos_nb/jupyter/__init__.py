@@ -1,0 +1,1 @@
+"""Jupyter: the live dashboard, the magics and the rich displays; the runtime never imports this."""
