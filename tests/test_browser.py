@@ -222,6 +222,8 @@ def test_agent_to_agent_dashboard_shows_the_review_call(
         }
         for column, text in expected.items():
             expect(review_call.locator("td").nth(headers.index(column))).to_have_text(text)
+        # the header counts the writer and the reviewer with the Tool calls tab on screen too
+        expect(dashboard.locator(".agentos-dashboard-header")).to_contain_text("2 actors")
 
         dashboard.scroll_into_view_if_needed()
         save_screenshots(page, dashboard, output_dir, "dashboard", capsys)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, queue
 from agentos_nb.errors import ActorStopped, QueueFull, ValidationError
 from agentos_nb.store import MemoryStore
+from conftest import wait_until
 
 
 class SuspendingStore(MemoryStore):
@@ -286,5 +286,5 @@ def test_reserved_action_names_are_exactly_the_handles_own_attributes():
     from agentos_nb.actors.definition import RESERVED_ACTION_NAMES
     from agentos_nb.actors.handles import ActorHandle
 
-    public = {name for name in vars(ActorHandle) if not name.startswith("_")}
+    public = {name for name in dir(ActorHandle) if not name.startswith("_")}  # its own and inherited
     assert public == RESERVED_ACTION_NAMES

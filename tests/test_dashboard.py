@@ -26,7 +26,9 @@ from agentos_nb.events import ActorCreated, ActorRef, MessageCompleted
 from agentos_nb.jupyter.dashboard import Dashboard
 from agentos_nb.jupyter.dashboard import dashboard as dashboard_module
 from agentos_nb.jupyter.dashboard import renderer as renderer_module
+from agentos_nb.jupyter.dashboard.file_tree import MAX_ENTRIES, FileTree
 from agentos_nb.jupyter.dashboard.queue_stats import QueueBoard
+from agentos_nb.vm.models import DirEntry
 from conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -477,7 +479,7 @@ async def test_a_bad_interval_is_refused(sent, seed_000, interval):
 
 
 async def test_close_stops_the_renderer_unsubscribes_and_closes_the_widgets(sent, seed_000):
-    dashboard = Dashboard(seed_000, interval=0.01)
+    dashboard = Dashboard(seed_000, interval=PAUSED)  # asleep for an hour: only a cancel stops it now
     assert seed_000.bus.active
     dashboard.close()
     await wait_until(lambda: not dashboard.running)
@@ -586,6 +588,39 @@ async def test_under_a_flood_the_renderer_redraws_once_per_interval_and_only_the
     finally:
         producer.cancel()
         dashboard.close()
+
+
+async def test_the_header_counts_actors_whichever_tab_is_on_screen(sent, seed_000, monkeypatch):
+    clock = SteppedClock()
+    monkeypatch.setattr(renderer_module, "SYSTEM_CLOCK", clock)
+    await seed_000.client().writer.get_or_create(PROJECT).exec("true")  # there before the dashboard
+    dashboard = Dashboard(seed_000)
+    try:
+        dashboard.select("Tool calls")  # a tab that needs no overview of its own
+        header = by_class(dashboard.widget, "agentos-dashboard-header")
+        assert "counting actors…" in text(header.value)
+        await clock.step()
+        assert "1 actor (1 awake)" in text(header.value)
+        await run_seed_000(seed_000)  # the reviewer is created: counted from its event alone
+        await clock.step()
+        assert "2 actors (2 awake)" in text(header.value)
+    finally:
+        dashboard.close()
+
+
+def test_a_huge_directory_lists_its_first_entries_and_counts_the_rest():
+    tree = FileTree()
+    entries = [
+        DirEntry(name=f"f{n:05}", path=f"/home/user/f{n:05}", kind="file", size=1)
+        for n in range(MAX_ENTRIES + 3)
+    ]
+    tree.listed("/", [DirEntry(name="home", path="/home", kind="directory", size=0)])
+    tree.listed("/home", [DirEntry(name="user", path="/home/user", kind="directory", size=0)])
+    tree.listed("/home/user", entries)
+    rows = tree.rows()
+    assert len(rows) == 3 + MAX_ENTRIES + 1
+    assert rows[-1].label.strip() == "… 3 more entries not shown"
+    assert not rows[-1].path.startswith("/")  # picking it opens nothing
 
 
 async def test_a_dashboard_needs_a_running_loop(seed_000):

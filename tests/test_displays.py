@@ -12,9 +12,11 @@ from traitlets.config import Config
 
 from agentos_nb import ExecResult, PromptResult, SendResult, SessionInfo, Usage, actor
 from agentos_nb.jupyter import displays
+from agentos_nb.jupyter.transcript import transcript_items
 from agentos_nb.vm.models import DirEntry
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
+    AgentThoughtChunk,
     DiffContent,
     Notice,
     TextContent,
@@ -80,9 +82,19 @@ def test_every_string_is_escaped_in_html() -> None:
             HOSTILE, HOSTILE, (DirEntry(name=HOSTILE, path="/x", kind="file", size=1),)
         )._repr_html_(),
         displays.FileView(HOSTILE, HOSTILE, HOSTILE.encode())._repr_html_(),
-        displays.steps_html(displays.steps([UserMessageChunk(content=TextContent(text=HOSTILE))])),
     ]
-    for page in pages:
+    hostile_turn = [
+        UserMessageChunk(seq=1, content=TextContent(text=HOSTILE)),
+        AgentThoughtChunk(seq=2, content=TextContent(text=HOSTILE)),
+        AgentMessageChunk(seq=3, content=TextContent(text=HOSTILE)),
+        ToolCall(seq=4, tool_call_id="t1", title=HOSTILE, kind="execute", raw_input={"command": HOSTILE}),
+        ToolCall(seq=5, tool_call_id="t2", title="done", kind="execute"),
+        ToolCallUpdate(seq=6, tool_call_id="t2", status="completed", raw_output=HOSTILE),
+        Notice(seq=7, level="warning", text=HOSTILE),
+    ]
+    transcript = displays.transcript_html(transcript_items(hostile_turn))
+    assert transcript.count("&lt;script&gt;") == 7  # every kind of step, each escaped
+    for page in [*pages, transcript]:
         assert "<script>" not in page
         assert "&lt;script&gt;" in page
 
@@ -175,21 +187,21 @@ def turn_updates() -> list:
 
 
 def test_transcript_joins_chunks_and_pairs_tool_calls() -> None:
-    found = displays.steps(turn_updates())
-    assert [(s.kind, s.text) for s in found] == [
-        ("user_message_chunk", "write it"),
-        ("agent_message_chunk", "Let me look."),
-        ("tool_call", "write api.ts"),
-        ("tool_call", "bash: ls"),
+    found = transcript_items(turn_updates())
+    assert [(item.kind, item.text or item.title) for item in found] == [
+        ("user", "write it"),
+        ("agent", "Let me look."),
+        ("tool", "write api.ts"),
+        ("tool", "bash: ls"),
         ("notice", "retrying"),
-        ("agent_message_chunk", "Wrote api.ts."),
+        ("agent", "Wrote api.ts."),
     ]
-    assert found[2].end is not None
-    assert found[3].end is None  # still running
-    text = displays.steps_text(found)
+    assert found[2].status == "completed"
+    assert found[3].status == "pending"  # still running
+    text = displays.transcript_text(found)
     assert "  [completed] write api.ts" in text
     assert "  [running] bash: ls" in text
-    page = displays.steps_html(found)
+    page = displays.transcript_html(found)
     assert "export {}" in page  # the diff a write made, folded under its call
     assert "(warning) retrying" in text
 
@@ -216,6 +228,18 @@ def test_listing_and_file_view() -> None:
     assert repr(binary) == "(3 bytes of binary data)"
     big = displays.FileView("writer/p", "/c", b"x" * (displays.FILE_CHARS + 5))
     assert repr(big).endswith("… (5 more characters)")
+
+
+def test_a_huge_listing_shows_its_first_entries_and_counts_the_rest() -> None:
+    many = tuple(
+        DirEntry(name=f"f{n}", path=f"/tmp/f{n}", kind="file", size=n) for n in range(displays.LISTED + 7)
+    )
+    listing = displays.Listing("writer/p", "/tmp", many)
+    shown = repr(listing).splitlines()
+    assert len(shown) == 1 + displays.LISTED + 1
+    assert shown[-1] == "… 7 more (all of them are in .entries)"
+    assert listing._repr_html_().count("<tr>") == displays.LISTED
+    assert "… 7 more" in listing._repr_html_()
 
 
 def test_register_formats_results_and_unregister_puts_back_what_was_there(shell: InteractiveShell) -> None:

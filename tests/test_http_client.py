@@ -334,6 +334,17 @@ async def test_events_come_typed_and_filtered(client, served):
     assert received[1].action == "norm"
 
 
+async def test_leaving_the_events_early_lets_the_registry_drop_the_subscription(client, served):
+    registry, _ = served
+    handle = client.reviewer.get_or_create(["main"])
+    async with contextlib.aclosing(client.events(types=["message.enqueued"])) as events:
+        first = asyncio.ensure_future(anext(events))
+        await wait_until(lambda: registry.bus.active)
+        await handle.send("tasks", {"prompt": "one"})
+        assert (await first).queue == "tasks"
+    await wait_until(lambda: not registry.bus.active)  # at once, not at the stream's next keepalive
+
+
 # --- the token ----------------------------------------------------------------------------------
 
 

@@ -11,14 +11,17 @@ import os
 import stat
 
 import httpx
+import psutil
 import pytest
 from pydantic import BaseModel, Field
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from agentos_nb import ActorContext, Registry, actor, agent_os, queue, setup
 from agentos_nb.errors import ValidationError
 from agentos_nb.http.runtime_files import list_runtime_files, runtime_dir
 from agentos_nb.http.sse import read_events
-from agentos_nb.software import common, pi
+from agentos_nb.software import Pi, common, pi
 from conftest import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -611,6 +614,55 @@ async def test_sessions_are_created_prompted_streamed_cancelled_and_closed(serve
     assert (reply.status_code, reply.json()["error"]) == (422, "session.unknown_agent_type")
 
 
+async def test_a_reader_that_leaves_a_stream_waiting_for_a_turn_cancels_the_turn(serve):
+    """Nothing is written while the model thinks, so only the closed connection can tell."""
+    answered = asyncio.Event()  # never set: the model answers only if the turn outlives its reader
+
+    async def thinks_until_answered(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        await answered.wait()
+        return ModelResponse(parts=[TextPart("too late")])
+
+    served = await serve(vm=agent_os(software=[common, Pi(model=FunctionModel(thinks_until_answered))]))
+    vm = served.registry.client().vm.get_or_create(["v"])
+    session = await vm.create_session("pi")
+    url = f"/actors/vm/v/sessions/{session.session_id}/prompt/stream"
+    async with served.http.stream("POST", url, json={"text": "think"}) as reply:
+        lines = reply.aiter_lines()
+        assert await anext(lines) == "event: update"  # the user's message: the turn has begun
+        await wait_until(lambda: _busy(vm, session.session_id))
+    await wait_until(lambda: _idle(vm, session.session_id))
+    updates = await vm.get_session_events(session.session_id)
+    assert updates[-1].session_update == "turn_ended"
+    assert updates[-1].stop_reason == "cancelled"
+
+
+async def test_a_reader_that_leaves_before_a_streaming_actions_first_item_cancels_it(serve):
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def never_yields(c: ActorContext):
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        yield "never"
+
+    served = await serve(waiter=actor(actions={"wait": never_yields}))
+    reading = asyncio.ensure_future(served.http.post("/actors/waiter/w/actions/wait/stream"))
+    await asyncio.wait_for(started.wait(), 5)
+    reading.cancel()  # the reader hangs up before the stream has opened
+    await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def _busy(vm, session_id: str) -> bool:
+    return (await vm.get_session(session_id)).busy
+
+
+async def _idle(vm, session_id: str) -> bool:
+    return not await _busy(vm, session_id)
+
+
 # --- events -------------------------------------------------------------------------------------
 
 
@@ -626,6 +678,17 @@ async def test_the_event_stream_filters_by_type_and_actor_and_ends_when_the_regi
         await stopping
     assert [kind for kind, _ in events] == ["message.enqueued", "end"]
     assert events[0][1]["actor"]["key"] == ["i"]
+
+
+async def test_a_reader_that_leaves_the_event_stream_is_unsubscribed_at_once(serve):
+    """An idle stream writes only a keepalive every 15 s: the closed connection must tell."""
+    served = await serve(inbox=inbox())
+    bus = served.registry.bus
+    assert not bus.active
+    async with served.http.stream("GET", "/events") as reply:
+        assert reply.status_code == 200
+        assert bus.active
+    await wait_until(lambda: not bus.active)
 
 
 async def test_a_slow_event_reader_is_told_how_many_events_it_missed(serve):
@@ -672,8 +735,48 @@ async def test_stopping_lets_requests_under_way_finish_and_refuses_new_ones(serv
     assert served.registry.phase == "stopped"
 
 
+async def test_stopping_waits_for_the_replies_of_sends_under_way_not_only_for_the_work_in_hand(serve):
+    """Two sends wait for their outcome; the consumer holds the first when the server is told to
+    stop. Both are answered: the queued one is worked on too, since the actors stop only after
+    the requests under way have had their answers."""
+    gate = asyncio.Event()
+
+    async def review_after_gate(c: ActorContext) -> None:
+        async for message in c.queue.iter(completable=True):
+            await gate.wait()
+            await message.complete(Verdict(summary=message.body.file))
+
+    served = await serve(reviewer=actor(queues={"reviews": queue(Review, Verdict)}, run=review_after_gate))
+    path = "/actors/reviewer/r/queues/reviews?wait=true&timeout=30"
+    sends = [
+        asyncio.ensure_future(served.http.post(path, json={"file": file, "lines": 1}))
+        for file in ("first.py", "queued.py")
+    ]
+    await wait_until(lambda: _depth_is(served, 2))
+    stopping = asyncio.ensure_future(served.registry.stop())
+    await wait_until(lambda: served.registry.server is None or not served.registry.server.accepting)
+    gate.set()
+    replies = [(await send).json() for send in sends]
+    assert [(reply["status"], reply["response"]) for reply in replies] == [
+        ("completed", {"summary": "first.py"}),
+        ("completed", {"summary": "queued.py"}),
+    ]
+    await stopping
+
+
+async def _depth_is(served: Served, count: int) -> bool:
+    return await served.depth("reviewer", "reviews") == count
+
+
 async def test_serve_says_where_it_serves_and_a_second_call_says_the_same(serve):
     served = await serve(inbox=inbox())
+    port = served.registry.server.info.port
+    listening = [
+        c.laddr.ip
+        for c in psutil.Process().net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    ]
+    assert listening == ["127.0.0.1"]  # loopback only, unless told otherwise
     again = await served.registry.serve(port=0)
     assert again.url == served.url
     assert again.token.get_secret_value() == served.token

@@ -65,8 +65,14 @@ class Kernel:
         self._idle: set[str] = set()
         self._replies: dict[str, dict[str, Any]] = {}
 
-    def send(self, code: str) -> str:
-        return self.client.execute(code)
+    def send(self, code: str, cell_id: str | None = None) -> str:
+        """Execute `code`; with `cell_id`, as JupyterLab runs a cell: naming it in the metadata."""
+        if cell_id is None:
+            return self.client.execute(code)
+        content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}}
+        message = self.client.session.msg("execute_request", content, metadata={"cellId": cell_id})
+        self.client.shell_channel.send(message)
+        return message["header"]["msg_id"]
 
     async def _next_iopub(self) -> None:
         message = await self.client.get_iopub_msg()
@@ -95,11 +101,11 @@ class Kernel:
                 self._replies[reply["parent_header"]["msg_id"]] = reply["content"]
         return Execution(self._replies.pop(msg_id), self._iopub.pop(msg_id, []))
 
-    async def run(self, code: str) -> Execution:
-        return await self.outcome(self.send(code))
+    async def run(self, code: str, cell_id: str | None = None) -> Execution:
+        return await self.outcome(self.send(code, cell_id))
 
-    async def ok(self, code: str) -> Execution:
-        done = await self.run(code)
+    async def ok(self, code: str, cell_id: str | None = None) -> Execution:
+        done = await self.run(code, cell_id)
         assert done.ok, (done.reply.get("ename"), done.reply.get("evalue"), done.stream("stderr"))
         return done
 
@@ -178,6 +184,9 @@ async def test_an_agent_cell_streams_and_returns_the_prompt_result(kernel: Kerne
     assert "submitted it" in text
     assert done.result["text/plain"].startswith(text)
     assert html.escape(text.splitlines()[0]) in done.result["text/html"]
+    # the live display streamed the reply, and leaves it to the cell's value once answered
+    assert text.splitlines()[0] not in plain(shown[-1])
+    assert html.escape(text.splitlines()[0]) not in shown[-1]["content"]["data"]["text/html"]
 
 
 async def test_updates_show_while_a_tool_runs(kernel: Kernel) -> None:
@@ -297,6 +306,25 @@ async def test_agentos_subcommands(kernel: Kernel) -> None:
     listed = await kernel.ok("%agentos ls writer/my-project --registry seed-000")
     assert "api.ts" in listed.result["text/plain"]
     await kernel.ok("await inbox.stop()")
+
+
+async def test_running_a_cell_again_closes_the_dashboards_its_last_run_made(kernel: Kernel) -> None:
+    await kernel.ok(
+        "from agentos_nb import actor, setup\n"
+        "watched = setup(use={'idle': actor()}, name='watched')\nwatched.start()\nawait watched.ready()"
+    )
+    await kernel.ok("first = watched.dashboard()", cell_id="cell-a")
+    await kernel.ok("other = watched.dashboard()", cell_id="cell-b")
+    # the cell run again: its new output replaces the first dashboard; both of this run stay
+    await kernel.ok(
+        "second = watched.dashboard()\nalso = watched.dashboard(tabs=['Events'])", cell_id="cell-a"
+    )
+    done = await kernel.ok(
+        "import asyncio\nawait asyncio.sleep(0)\n"
+        "print(first.closed, first.running, second.closed, also.closed, other.closed)"
+    )
+    assert done.stream() == "True False False False False\n"
+    await kernel.ok("await watched.stop()")
 
 
 @pytest.mark.parametrize(

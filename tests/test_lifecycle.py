@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 import anyio
 import pytest
-from conftest import next_event, wait_until
 from pydantic import BaseModel
 
 import agentos_nb.actors.registry as registry_module
@@ -23,6 +22,7 @@ from agentos_nb.errors import (
     UnknownActorType,
     ValidationError,
 )
+from conftest import next_event, wait_until
 
 FAST_SLEEP = {"sleep_timeout": 0.05, "state_save_interval": 0}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,13 +23,16 @@ from traitlets.config import Config
 
 from agentos_nb import PromptResult, SendResult, actor, agent_os, queue, setup
 from agentos_nb.actors.registry import Registry
+from agentos_nb.errors import RegistryNotRunning
 from agentos_nb.jupyter import displays
 from agentos_nb.jupyter import magics as magics_module
+from agentos_nb.jupyter.agent_cell import LiveTurn, run_turn
 from agentos_nb.jupyter.dashboard import Dashboard
 from agentos_nb.jupyter.displays import FileView, Listing
 from agentos_nb.jupyter.extension import MAGICS
 from agentos_nb.offline import Bash, Reply, offline_model
 from agentos_nb.software import Pi, common
+from agentos_nb.vm.session_models import SessionInfo, TextContent, UserMessageChunk
 
 REGISTRY = "magics-test"
 
@@ -185,6 +188,7 @@ def test_an_agent_cell_still_ends_at_a_blank_line_in_a_terminal(loaded: Interact
         ("%agentos frob", "unknown subcommand 'frob' (one of: dashboard, events, tools, ls, cat, send)"),
         ("%agentos ls", "the following arguments are required: ACTOR[/KEY]"),
         ("%agentos cat vm/main", "the following arguments are required: PATH"),
+        ("%agentos cat vm/main ''", "PATH is empty"),
         ("%agentos dashboard --tabs x", "unrecognized arguments: --tabs x"),
         ("%agentos send inbox jobs", "the JSON body is missing"),
         ("%agentos send inbox jobs {'title': 1}", "the body is not JSON: Expecting property name"),
@@ -260,6 +264,9 @@ def test_the_reply_streams_into_one_display_and_the_cell_returns_the_prompt_resu
     assert "[end_turn]" in updates[-1].data["text/plain"]
     assert "[completed] bash: sleep 0.3" in updates[-1].data["text/plain"]
     assert "transcript: 1 tool call" in updates[-1].data["text/html"]
+    # once answered, the reply is the cell's value's to show, not the live display's too
+    assert "rested" not in updates[-1].data["text/plain"]
+    assert "rested" not in updates[-1].data["text/html"]
     assert len(updates) <= 2 + elapsed * 10  # at most ten redraws a second, and the last one
 
 
@@ -302,14 +309,43 @@ def test_a_timeout_cancels_the_turn(loaded: InteractiveShell) -> None:
         assert run(loaded, "%%agent vm main\nAnd now?").value.stop_reason == "end_turn"
 
 
+@pytest.mark.anyio
+async def test_a_turn_whose_stream_fails_says_so_in_its_display() -> None:
+    class Broken:
+        """A VM handle whose stream breaks after the prompt, as one whose registry stops does."""
+
+        async def stream_prompt(self, session_id: str, prompt: str) -> AsyncIterator[Any]:
+            yield UserMessageChunk(seq=1, content=TextContent(text=prompt))
+            raise RegistryNotRunning("registry 'gone' has stopped")
+
+    class Shown:
+        def start(self, turn: LiveTurn) -> None:
+            self.turn = turn
+
+        def changed(self) -> None:
+            pass
+
+        def close(self) -> None:
+            self.last = repr(self.turn)
+
+    session = SessionInfo(
+        session_id="s-1", agent_type="pi", model="m", model_reason="", offline=False, cwd="/", created_at=0
+    )
+    shown = Shown()
+    with pytest.raises(RegistryNotRunning):
+        await run_turn(Broken(), LiveTurn("vm", session), "hello", shown)  # type: ignore[arg-type]
+    assert "[failed: RegistryNotRunning: registry 'gone' has stopped]" in shown.last
+    assert "running…" not in shown.last
+
+
 def test_in_a_terminal_each_update_is_printed_once(
     registry: Registry, loaded: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = loaded.run_cell("%%agent vm main\nSay hi.", store_history=False).result
     printed = capsys.readouterr().out
     assert printed.startswith("vm/main · session ")
-    assert "  [tool] bash: echo hi\n  [completed] hi\nall done\n" in printed
-    assert printed.count("all done") == 2  # streamed, then the cell's value
+    assert "  [tool] bash: echo hi\n  [completed] hi\n" in printed
+    assert printed.count("all done") == 1  # the cell's value shows the reply; the steps do not repeat it
     assert result.text == "all done"
 
 
@@ -324,9 +360,7 @@ def test_in_a_terminal_background_work_prints_its_outcome(
     )
     assert loaded.run_cell(code, store_history=False).success
     printed = capsys.readouterr().out
-    assert (
-        "  [completed] hi\nall done\nall done\n[end_turn] 2 requests" in printed
-    )  # streamed, then the result
+    assert "  [completed] hi\nall done\n[end_turn] 2 requests" in printed  # the reply once, with the result
     assert "UsageError: ActorNotFound: no actor 'vm' with key ['absent']" in printed
 
 
@@ -353,6 +387,7 @@ def test_reached_without_the_transformer_the_magic_runs_in_the_background(
     assert agent.startswith("vm/main · session")
     assert "[end_turn]" in agent
     assert agent.endswith(displays.prompt_result_text(loaded.user_ns["result"]))  # no cell shows it
+    assert agent.count("all done") == 1
     assert ls.startswith("vm/main:/home/user")
     assert cat == "UsageError: FileNotFoundError: [Errno 2] file not found: '/nowhere'"
 
@@ -392,6 +427,9 @@ def test_send_enqueues_waits_and_reports_a_full_queue(registry: Registry, loaded
     )
     answered = run(loaded, '%agentos send oracle --wait --timeout 10 ask \'{"text": "why?"}\'').value
     assert (answered.status, answered.response) == ("completed", Answer(text="WHY?"))
+    # options may also follow QUEUE, as the usage line has them
+    answered = run(loaded, '%agentos send oracle ask --wait --timeout 10 {"text": "how?"}').value
+    assert (answered.status, answered.response) == ("completed", Answer(text="HOW?"))
 
 
 @pytest.mark.parametrize(
@@ -454,3 +492,15 @@ def test_unloading_restores_everything(shell: InteractiveShell) -> None:
     finally:
         run(shell, "await registry.stop()")
         del shell.magics_manager.magics["cell"]["agent"]
+
+
+def test_unloading_leaves_the_displays_an_import_registered_before_loading(shell: InteractiveShell) -> None:
+    html_printers = shell.display_formatter.formatters["text/html"].type_printers
+    assert displays.register(shell)  # what `import agentos_nb` does in a running shell
+    try:
+        run(shell, "%load_ext agentos_nb")
+        run(shell, "%unload_ext agentos_nb")
+        assert html_printers[PromptResult] is displays.prompt_result_html
+    finally:
+        displays.unregister(shell)
+    assert PromptResult not in html_printers

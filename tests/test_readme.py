@@ -1,6 +1,7 @@
 """The README's examples are what a newcomer runs first: they must run as written, and print
 what the README says they print."""
 
+import os
 import re
 import subprocess
 import sys
@@ -19,20 +20,26 @@ def examples() -> list[tuple[str, str]]:
 
 
 def test_the_readme_has_its_examples() -> None:
-    assert len(examples()) == 4
-    assert len(re.findall(r"```python", README.read_text())) == 4
+    assert len(examples()) == 5
+    assert len(re.findall(r"```python", README.read_text())) == 5
 
 
 @pytest.mark.parametrize(
     ("code", "output"),
     examples(),
-    ids=["actors-and-queues", "sqlite-store", "vms-and-host-tools", "sessions"],
+    ids=["http-face", "actors-and-queues", "sqlite-store", "vms-and-host-tools", "sessions"],
 )
 def test_readme_example_runs_and_prints_what_it_says(tmp_path: Path, code: str, output: str) -> None:
     script = tmp_path / "example.py"
     script.write_text(code)
+    runtime_dir = {"AGENTOS_NB_RUNTIME_DIR": str(tmp_path)}  # where a serving registry leaves its token
     done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **runtime_dir},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == output

@@ -305,3 +305,4 @@ async def test_an_event_stream_is_relayed_live_and_closed_when_the_caller_leaves
         assert json.loads((await anext(lines)).removeprefix("data: "))["queue"] == "tasks"
         assert connections_to(served.port)  # the relay's own, to the registry
     await wait_until(lambda: not connections_to(served.port))  # closed with the caller's
+    await wait_until(lambda: not bus.active)  # and the registry has let go of its subscription

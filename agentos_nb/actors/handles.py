@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import functools
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from agentos_nb.actors.registry import Registry
 
 T = TypeVar("T")
+HandleT = TypeVar("HandleT")
 Key = str | list[str] | tuple[str, ...]
 Lookup = Literal["get_or_create", "get", "id"]
 
@@ -59,12 +61,12 @@ def normalize_key(key: Key) -> tuple[str, ...]:
     return parts
 
 
-class ActorHandle:
-    """A reference to one actor. Its actions are methods: `await handle.ingest_issue(...)`."""
+class ActorReference:
+    """Which actor a handle names: by key (looked up, or created if `lookup` says so, on first
+    use) or by id. The in-process handle and the remote one (`agentos_nb.http.client`) share it."""
 
     def __init__(
         self,
-        registry: Registry,
         name: str,
         *,
         key: tuple[str, ...] | None,
@@ -72,7 +74,6 @@ class ActorHandle:
         lookup: Lookup,
         create_input: Any = None,
     ) -> None:
-        self._registry = registry
         self._name = name
         self._key = key
         self._actor_id = actor_id
@@ -92,6 +93,26 @@ class ActorHandle:
     def actor_id(self) -> str | None:
         """The actor's id, or None until a call (or `resolve()`) has looked it up."""
         return self._actor_id
+
+    def _where(self) -> str:
+        return f"key={list(self._key)!r}" if self._key is not None else f"id={self._actor_id!r}"
+
+
+class ActorHandle(ActorReference):
+    """A reference to one actor. Its actions are methods: `await handle.ingest_issue(...)`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        name: str,
+        *,
+        key: tuple[str, ...] | None,
+        actor_id: str | None,
+        lookup: Lookup,
+        create_input: Any = None,
+    ) -> None:
+        super().__init__(name, key=key, actor_id=actor_id, lookup=lookup, create_input=create_input)
+        self._registry = registry
 
     async def resolve(self) -> str:
         """The actor's id, creating the actor first if this is a `get_or_create` handle."""
@@ -193,8 +214,7 @@ class ActorHandle:
         return [*super().__dir__(), *self._registry.definitions[self._name].actions]
 
     def __repr__(self) -> str:
-        where = f"key={list(self._key)!r}" if self._key is not None else f"id={self._actor_id!r}"
-        return f"<ActorHandle {self._name} {where}>"
+        return f"<ActorHandle {self._name} {self._where()}>"
 
     async def _retrying(self, call: Callable[[str], Awaitable[T]]) -> T:
         """Run `call` on the actor; a `get_or_create` handle whose actor was destroyed before the
@@ -215,35 +235,51 @@ class ActorHandle:
             return await call(await self.resolve())
 
 
-class ActorAccessor:
-    """`client.NAME`: makes handles for one actor type."""
+class Accessor(ABC, Generic[HandleT]):
+    """`client.NAME`: makes handles for one actor type, the same way in-process
+    (`ActorAccessor`) and over HTTP (`agentos_nb.http.client`)."""
 
-    def __init__(self, registry: Registry, name: str) -> None:
-        self._registry = registry
+    def __init__(self, name: str) -> None:
         self._name = name
 
-    def get_or_create(self, key: Key = (), *, create_with_input: Any = None) -> ActorHandle:
+    @abstractmethod
+    def _handle(
+        self, key: tuple[str, ...] | None, actor_id: str | None, lookup: Lookup, create_input: Any = None
+    ) -> HandleT:
+        """A handle naming the actor by `key` or `actor_id`."""
+
+    @abstractmethod
+    async def create(self, key: Key = (), *, input: Any = None) -> HandleT:
+        """Create the actor now; raises `ActorAlreadyExists` if the key is taken."""
+
+    def get_or_create(self, key: Key = (), *, create_with_input: Any = None) -> HandleT:
+        return self._handle(normalize_key(key), None, "get_or_create", create_with_input)
+
+    def get(self, key: Key = ()) -> HandleT:
+        """A handle that never creates: calls raise `ActorNotFound` if the actor does not exist."""
+        return self._handle(normalize_key(key), None, "get")
+
+    def get_for_id(self, actor_id: str) -> HandleT:
+        return self._handle(None, actor_id, "id")
+
+
+class ActorAccessor(Accessor[ActorHandle]):
+    def __init__(self, registry: Registry, name: str) -> None:
+        super().__init__(name)
+        self._registry = registry
+
+    def _handle(
+        self, key: tuple[str, ...] | None, actor_id: str | None, lookup: Lookup, create_input: Any = None
+    ) -> ActorHandle:
         return ActorHandle(
-            self._registry,
-            self._name,
-            key=normalize_key(key),
-            actor_id=None,
-            lookup="get_or_create",
-            create_input=create_with_input,
+            self._registry, self._name, key=key, actor_id=actor_id, lookup=lookup, create_input=create_input
         )
 
-    def get(self, key: Key = ()) -> ActorHandle:
-        """A handle that never creates: calls raise `ActorNotFound` if the actor does not exist."""
-        return ActorHandle(self._registry, self._name, key=normalize_key(key), actor_id=None, lookup="get")
-
     async def create(self, key: Key = (), *, input: Any = None) -> ActorHandle:
-        """Create the actor now; raises `ActorAlreadyExists` if the key is taken."""
         normalized = normalize_key(key)
-        actor_id = await self._registry.create(self._name, normalized, input=input)
-        return ActorHandle(self._registry, self._name, key=normalized, actor_id=actor_id, lookup="get")
-
-    def get_for_id(self, actor_id: str) -> ActorHandle:
-        return ActorHandle(self._registry, self._name, key=None, actor_id=actor_id, lookup="id")
+        return self._handle(
+            normalized, await self._registry.create(self._name, normalized, input=input), "get"
+        )
 
     def __repr__(self) -> str:
         return f"<ActorAccessor {self._name}>"

@@ -7,14 +7,16 @@
     await client.aclose()                       # or `async with create_client(...) as client:`
 
 What differs from in-process, and why:
-- Actions are not known until the server is asked, so a misspelt one raises `UnknownAction`
-  when awaited, not when the attribute is read. An action's result is JSON: agentos_nb's own
-  models (a VM's `SessionInfo`, `ExecResult`, session updates, ...) and bytes come back as
-  themselves, any other object as a `RemoteObject`, a dict whose keys read as attributes
-  (`result.response.summary`).
+- Actor types and actions are not known until the server is asked, so a misspelt one raises
+  `UnknownActorType` or `UnknownAction` when awaited, not when the attribute is read. An
+  action's result is JSON: agentos_nb's own models (a VM's `SessionInfo`, `ExecResult`,
+  session updates, ...) and bytes come back as themselves, any other object as a
+  `RemoteObject`, a dict whose keys read as attributes (`result.response.summary`).
 - `handle.some_action(...)` may be awaited (its result; for a streaming action, the list of
   its items) or iterated with `async for` (a streaming action's items as they come).
 - `send(..., block=True)` is in-process only: over HTTP a full queue is `QueueFull` at once.
+- An actor type named like one of the client's own attributes (`url`, `health`, `actors`,
+  `events`, `request`, `stream`, `aclose`) is reached as `client["events"]`.
 Errors are the same classes as in-process (`QueueFull`, `ActorNotFound`, a VM's
 `FileNotFoundError`, ...), rebuilt from the server's error codes.
 """
@@ -30,7 +32,15 @@ from urllib.parse import quote, urlencode
 import httpx
 import pydantic_core
 
-from agentos_nb.actors.handles import DeadLetter, Key, SendResult, normalize_key
+from agentos_nb.actors.handles import (
+    Accessor,
+    ActorReference,
+    DeadLetter,
+    Key,
+    Lookup,
+    SendResult,
+    normalize_key,
+)
 from agentos_nb.actors.overview import ActorView
 from agentos_nb.events import Event
 from agentos_nb.http import sse
@@ -82,7 +92,7 @@ class RemoteClient:
 
     def __init__(self, url: str, token: str | None, http: httpx.AsyncClient, timeout: float | None) -> None:
         self._url = url
-        self._token_given = token is not None
+        self._has_token = token is not None
         self._http = http
         self._timeout = timeout
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -227,7 +237,7 @@ class RemoteClient:
         except ValueError:
             body = content.decode("utf-8", errors="replace")
         error = error_from_reply(status, body)
-        if isinstance(error, Unauthorized) and not self._token_given:
+        if isinstance(error, Unauthorized) and not self._has_token:
             error = Unauthorized(
                 f"{error.message}; none was found: pass create_client(url, token=...), set "
                 f"${TOKEN_VARIABLE}, or run this where the registry's runtime file is readable"
@@ -235,47 +245,32 @@ class RemoteClient:
         return error
 
 
-class RemoteActorAccessor:
-    """`client.NAME`: makes handles for one actor type."""
+class RemoteActorAccessor(Accessor["RemoteActorHandle"]):
+    """`client.NAME`: makes handles for one actor type of the remote registry."""
 
     def __init__(self, client: RemoteClient, name: str) -> None:
+        super().__init__(name)
         self._client = client
-        self._name = name
 
-    def get_or_create(self, key: Key = (), *, create_with_input: Any = None) -> RemoteActorHandle:
+    def _handle(
+        self, key: tuple[str, ...] | None, actor_id: str | None, lookup: Lookup, create_input: Any = None
+    ) -> RemoteActorHandle:
         return RemoteActorHandle(
-            self._client,
-            self._name,
-            key=normalize_key(key),
-            actor_id=None,
-            lookup="get_or_create",
-            input=create_with_input,
-        )
-
-    def get(self, key: Key = ()) -> RemoteActorHandle:
-        """A handle that never creates: calls raise `ActorNotFound` if the actor does not exist."""
-        return RemoteActorHandle(
-            self._client, self._name, key=normalize_key(key), actor_id=None, lookup="get"
+            self._client, self._name, key=key, actor_id=actor_id, lookup=lookup, create_input=create_input
         )
 
     async def create(self, key: Key = (), *, input: Any = None) -> RemoteActorHandle:
-        """Create the actor now; raises `ActorAlreadyExists` if the key is taken."""
         normalized = normalize_key(key)
         info = await self._client.request(
             "POST", f"/actors/{self._name}/{key_segment(normalized)}", json={"input": input}
         )
-        return RemoteActorHandle(
-            self._client, self._name, key=normalized, actor_id=info["actor_id"], lookup="get"
-        )
-
-    def get_for_id(self, actor_id: str) -> RemoteActorHandle:
-        return RemoteActorHandle(self._client, self._name, key=None, actor_id=actor_id, lookup="id")
+        return self._handle(normalized, info["actor_id"], "get")
 
     def __repr__(self) -> str:
         return f"<RemoteActorAccessor {self._name} at {self._client.url}>"
 
 
-class RemoteActorHandle:
+class RemoteActorHandle(ActorReference):
     """A reference to one actor of a remote registry. Its actions are methods."""
 
     def __init__(
@@ -285,31 +280,13 @@ class RemoteActorHandle:
         *,
         key: tuple[str, ...] | None,
         actor_id: str | None,
-        lookup: str,
-        input: Any = None,
+        lookup: Lookup,
+        create_input: Any = None,
     ) -> None:
-        self._client = client
-        self._name = name
-        self._key = key
-        self._actor_id = actor_id
-        self._lookup = lookup
-        self._input = input
         if key is not None:
             key_segment(key)  # a key no URL can carry fails here, not at the first call
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key(self) -> tuple[str, ...] | None:
-        """The key, or None for a handle made by id that has not been resolved yet."""
-        return self._key
-
-    @property
-    def actor_id(self) -> str | None:
-        """The actor's id, or None until `resolve()` (or a call that needs it) looked it up."""
-        return self._actor_id
+        super().__init__(name, key=key, actor_id=actor_id, lookup=lookup, create_input=create_input)
+        self._client = client
 
     async def resolve(self) -> str:
         """The actor's id, creating the actor first if this is a `get_or_create` handle."""
@@ -317,7 +294,7 @@ class RemoteActorHandle:
             assert self._key is not None
             path = f"/actors/{self._name}/{key_segment(self._key)}"
             if self._lookup == "get_or_create":
-                info = await self._client.request("PUT", path, json={"input": self._input})
+                info = await self._client.request("PUT", path, json={"input": self._create_input})
             else:
                 info = await self._client.request("GET", path)
             self._actor_id = info["actor_id"]
@@ -399,8 +376,7 @@ class RemoteActorHandle:
         return functools.partial(_RemoteCall, self, action)
 
     def __repr__(self) -> str:
-        where = f"key={list(self._key)!r}" if self._key is not None else f"id={self._actor_id!r}"
-        return f"<RemoteActorHandle {self._name} {where} at {self._client.url}>"
+        return f"<RemoteActorHandle {self._name} {self._where()} at {self._client.url}>"
 
     async def _path(self, tail: str, *, writes: bool = True) -> str:
         """The URL of one of the actor's routes. A `get_or_create` handle names its actor by key,
@@ -409,7 +385,7 @@ class RemoteActorHandle:
         it by id, once found, so that nothing they do creates it."""
         if self._lookup != "get_or_create":
             return f"/actors/{self._name}/{id_segment(await self.resolve())}{tail}"
-        if self._actor_id is None and (self._input is not None or not writes):
+        if self._actor_id is None and (self._create_input is not None or not writes):
             await self.resolve()
         assert self._key is not None
         return f"/actors/{self._name}/{key_segment(self._key)}{tail}"

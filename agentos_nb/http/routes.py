@@ -23,7 +23,7 @@ import pydantic_core
 from pydantic import BaseModel, TypeAdapter
 
 from agentos_nb.actors.definition import ActorDefinition
-from agentos_nb.actors.handles import ActorHandle, SendResult
+from agentos_nb.actors.handles import ActorAccessor, ActorHandle, SendResult
 from agentos_nb.errors import UnknownAction, UnknownActorType, UnknownQueue, ValidationError
 from agentos_nb.http.action_args import ActionSignature, action_signature
 from agentos_nb.http.api_models import (
@@ -229,16 +229,21 @@ def _message_id(request: Request) -> int:
     return int(raw)
 
 
-def _handle(request: Request, *, create: bool) -> ActorHandle:
+def _accessor(request: Request) -> ActorAccessor:
+    """The actor type the URL names (404 `actor.unknown_type` if the registry has none)."""
+    return request.api.registry.client()[_param(request, "name")]
+
+
+def _handle(request: Request, *, create: bool, create_input: Any = None) -> ActorHandle:
     """The handle the URL names; `create`: by key, as `get_or_create` (else as `get`)."""
-    name = _param(request, "name")
-    request.api.definition(name)
-    accessor = request.api.registry.client()[name]
+    accessor = _accessor(request)
     address = parse_actor_segment(request.params["key"])
     if address.actor_id is not None:
         return accessor.get_for_id(address.actor_id)
     assert address.key is not None
-    return accessor.get_or_create(address.key) if create else accessor.get(address.key)
+    if create:
+        return accessor.get_or_create(address.key, create_with_input=create_input)
+    return accessor.get(address.key)
 
 
 def is_agent_vm(definition: ActorDefinition) -> bool:
@@ -279,27 +284,19 @@ async def get_actor(request: Request) -> Reply:
 
 async def get_or_create_actor(request: Request) -> Reply:
     body = _model_body(request, ActorInput, required=False)
-    name = _param(request, "name")
-    request.api.definition(name)
-    address = parse_actor_segment(request.params["key"])
-    accessor = request.api.registry.client()[name]
-    if address.actor_id is not None:
-        handle = accessor.get_for_id(address.actor_id)
-    else:
-        handle = accessor.get_or_create(address.key or (), create_with_input=body.input)
+    handle = _handle(request, create=True, create_input=body.input)
     return Reply(body=json_bytes(_actor_info(handle, await handle.resolve())))
 
 
 async def create_actor(request: Request) -> Reply:
     body = _model_body(request, ActorInput, required=False)
-    name = _param(request, "name")
-    request.api.definition(name)
+    accessor = _accessor(request)
     address = parse_actor_segment(request.params["key"])
     if address.key is None:
         raise ValidationError(
             "an actor is created by key, not by id", errors=[{"field": "key", "message": "an id"}]
         )
-    handle = await request.api.registry.client()[name].create(address.key, input=body.input)
+    handle = await accessor.create(address.key, input=body.input)
     return Reply(201, json_bytes(_actor_info(handle, await handle.resolve())))
 
 

@@ -174,11 +174,12 @@ class HttpServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.closed.set()
 
-    def run(self, work: Coroutine[Any, Any, None]) -> None:
+    def run(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Answer a request in its own task, kept referenced until it ends."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def request_started(self) -> None:
         self._in_flight += 1
@@ -216,7 +217,10 @@ class _Exchange(httputil.HTTPMessageDelegate):
         self._chunks: list[bytes] = []
         self._size = 0
         self._answered = False
-        self._pump: asyncio.Task[None] | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        # Tornado tells a delegate of a close only while it reads the request; after that, only
+        # through this callback, which `on_connection_close` serves for both.
+        connection.set_close_callback(self.on_connection_close)
 
     def headers_received(
         self,
@@ -264,12 +268,16 @@ class _Exchange(httputil.HTTPMessageDelegate):
         if self._refusal is not None:
             self._answer_error(self._refusal)
             return
-        self._server.run(self._serve())
+        task = self._server.run(self._serve())
+        if self._route is not None and self._route.streams:
+            self._stream_task = task
 
     def on_connection_close(self) -> None:
-        """The reader has gone: stop what feeds its stream (an action, a turn, a subscription)."""
-        if self._pump is not None and not self._pump.done():
-            self._pump.cancel()
+        """The reader has gone: a stream's request is cancelled, and with it what feeds the
+        stream (an action, a turn, a subscription), even before its first event. Other requests
+        run to their end: what they do is not undone by the caller leaving."""
+        if self._stream_task is not None:
+            self._stream_task.cancel()
 
     async def _serve(self) -> None:
         route = self._route
@@ -299,8 +307,7 @@ class _Exchange(httputil.HTTPMessageDelegate):
         except StopAsyncIteration:
             first = None
         self._answered = True
-        self._pump = asyncio.ensure_future(self._relay(route, first, events))
-        await asyncio.wait([self._pump])
+        await self._relay(route, first, events)
 
     async def _relay(self, route: Route, first: StreamEvent, events: AsyncIterator[StreamEvent]) -> None:
         connection = self._connection

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter
@@ -20,32 +20,12 @@ from pydantic import BaseModel, TypeAdapter
 from agentos_nb.actors.handles import DeadLetter, SendResult
 from agentos_nb.errors import ValidationError
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
-from agentos_nb.vm.session_models import (
-    AgentMessageChunk,
-    AgentThoughtChunk,
-    AgentTypeInfo,
-    Notice,
-    PromptResult,
-    SessionInfo,
-    SessionUpdate,
-    ToolCall,
-    ToolCallUpdate,
-    TurnEnded,
-    Usage,
-    UserMessageChunk,
-)
+from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate, Usage
 
 Encoding = Literal["json", "base64"]
 
-_UPDATES: tuple[type[BaseModel], ...] = (
-    UserMessageChunk,
-    AgentMessageChunk,
-    AgentThoughtChunk,
-    ToolCall,
-    ToolCallUpdate,
-    Notice,
-    TurnEnded,
-)
+_UPDATES: tuple[type[BaseModel], ...] = get_args(get_args(SessionUpdate)[0])
+"""The kinds of session update: the members of the `SessionUpdate` union."""
 KNOWN_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
     for model in (

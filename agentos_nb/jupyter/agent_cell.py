@@ -1,8 +1,10 @@
 """One `%%agent` turn: its session, its live display, and its result.
 
 The reply streams into the cell through one display handle, redrawn at most `REDRAWS_PER_SECOND`
-times a second however fast the updates come. A terminal cannot redraw, so there each update is
-printed once, as a line, as it comes.
+times a second however fast the updates come. A terminal cannot redraw, so there each step is
+shown once, as it completes. Either way the reply is shown once: when the turn is answered, the
+live display folds away the way to the reply and leaves the reply to the result (the cell's
+value, or shown below the transcript for a turn no cell returns).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from IPython.display import DisplayHandle, display
 from agentos_nb.actors.handles import ActorHandle
 from agentos_nb.errors import SessionNotFound
 from agentos_nb.jupyter import displays
+from agentos_nb.jupyter.transcript import TranscriptItem, transcript_items
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
@@ -48,6 +51,10 @@ class LiveTurn:
     updates: list[SessionUpdate] = field(default_factory=list)
     stopped: str | None = None
     """Why the cell stopped reading before the turn ended: it timed out, or was interrupted."""
+    failed: str | None = None
+    """The error that ended the cell's reading (the cell raises it; the display says it)."""
+    answered: bool = False
+    """The turn's result goes back to the cell, which shows the reply: not shown here too."""
 
     def add(self, update: SessionUpdate) -> None:
         self.updates.append(update)
@@ -79,28 +86,37 @@ class LiveTurn:
 
     def _status(self) -> tuple[str, str]:
         ended = self.ended
+        if self.failed is not None:
+            return f"failed: {self.failed}", displays.BAD
         if self.stopped is not None:
             return f"{self.stopped}: cancelled", displays.WARN
         if ended is None:
             return "running…", displays.INFO
         return ended.stop_reason, displays.STOP_COLORS.get(ended.stop_reason, displays.BAD)
 
-    @property
-    def over(self) -> bool:
-        return self.ended is not None or self.stopped is not None
-
     def heading(self) -> list[str]:
         model = f"{self.session.model} (offline)" if self.session.offline else self.session.model
         return [self.where, f"session {displays.short_id(self.session.session_id)}", model]
+
+    def transcript(self) -> list[TranscriptItem]:
+        """The turn so far; once answered, without the reply, which the result shows."""
+        found = transcript_items(self.updates)
+        last = found[-1] if found else None
+        if last is not None and last.kind == "turn":  # the heading shows how it ended
+            found.pop()
+            last = found[-1] if found else None
+        if self.answered and last is not None and last.kind == "agent" and last.text == self.result().text:
+            found.pop()
+        return found
 
     def _repr_html_(self) -> str:
         status, color = self._status()
         where, *facts = self.heading()
         head = f"<b>{displays.esc(where)}</b> {displays.muted(' · '.join(facts))}"
-        steps = displays.steps(self.updates)
-        body = displays.steps_html(steps)
-        if self.over:  # the reply is the result, shown on its own: fold the rest
-            calls = sum(step.kind == "tool_call" for step in steps)
+        found = self.transcript()
+        body = displays.transcript_html(found)
+        if self.answered:  # folded: what matters now is the reply, shown with the result
+            calls = sum(item.kind == "tool" for item in found)
             summary = displays.muted(f"transcript: {calls} tool call{'s' * (calls != 1)}")
             body = f"<details><summary>{summary}</summary>{body}</details>"
             if self.show_result:
@@ -109,8 +125,8 @@ class LiveTurn:
 
     def __repr__(self) -> str:
         status, _ = self._status()
-        text = f"{' · '.join(self.heading())} [{status}]\n{displays.steps_text(displays.steps(self.updates))}"
-        if self.over and self.show_result:
+        text = f"{' · '.join(self.heading())} [{status}]\n{displays.transcript_text(self.transcript())}"
+        if self.answered and self.show_result:
             text += "\n" + displays.prompt_result_text(self.result())
         return text
 
@@ -163,47 +179,63 @@ class DisplaySink:
 
 
 class LineSink:
-    """A terminal: every update printed once, as it comes; the agent's text as it streams."""
+    """A terminal: each step shown once, as it completes (a message once the next step begins),
+    through IPython's display publisher, which prints there. The reply, the message still open
+    when the turn is answered, is left to the result."""
 
     def __init__(self) -> None:
         self._turn: LiveTurn | None = None
         self._shown = 0
-        self._mid_line = False
+        self._message: tuple[type[SessionUpdate], str] | None = None
+        """A message being written: its kind (the agent's, or its thoughts) and text so far."""
 
     def start(self, turn: LiveTurn) -> None:
         self._turn = turn
-        print(" · ".join(turn.heading()))
+        _line(" · ".join(turn.heading()))
 
     def changed(self) -> None:
         assert self._turn is not None
         for update in self._turn.updates[self._shown :]:
-            self._print(update)
+            self._take(update)
         self._shown = len(self._turn.updates)
 
     def close(self) -> None:
         self.changed()
-        if self._mid_line:
-            print()
-        assert self._turn is not None
-        if self._turn.over and self._turn.show_result:
-            print(displays.prompt_result_text(self._turn.result()))
+        turn = self._turn
+        assert turn is not None
+        if not turn.answered or self._message is None or self._message[1] != turn.result().text:
+            self._end_message()
+        if turn.answered and turn.show_result:
+            _line(displays.prompt_result_text(turn.result()))
 
-    def _print(self, update: SessionUpdate) -> None:
+    def _take(self, update: SessionUpdate) -> None:
         if isinstance(update, AgentMessageChunk | AgentThoughtChunk):
-            print(update.content.text, end="", flush=True)
-            self._mid_line = not update.content.text.endswith("\n")
+            if self._message is not None and self._message[0] is type(update):
+                self._message = (type(update), self._message[1] + update.content.text)
+            else:
+                self._end_message()
+                self._message = (type(update), update.content.text)
             return
-        line = None
+        if isinstance(update, TurnEnded):
+            return  # the message still open is the reply: close() decides
+        self._end_message()
         if isinstance(update, ToolCall):
-            line = f"  [tool] {update.title}"
+            _line(f"  [tool] {update.title}")
         elif isinstance(update, ToolCallUpdate):
             output = (update.raw_output or "").strip().splitlines()
-            line = f"  [{update.status}] {output[0][:200] if output else ''}"
+            _line(f"  [{update.status}] {output[0][:200] if output else ''}")
         elif isinstance(update, Notice):
-            line = f"  ({update.level}) {update.text}"
-        if line is not None:
-            print(("\n" if self._mid_line else "") + line, flush=True)
-            self._mid_line = False
+            _line(f"  ({update.level}) {update.text}")
+
+    def _end_message(self) -> None:
+        if self._message is not None:
+            _line(self._message[1].rstrip("\n"))
+            self._message = None
+
+
+def _line(text: str) -> None:
+    """One line (or block) of text, as a terminal's display shows it."""
+    display({"text/plain": text}, raw=True)
 
 
 def updatable(shell: Any) -> bool:
@@ -264,6 +296,10 @@ async def run_turn(vm: ActorHandle, turn: LiveTurn, prompt: str, sink: TurnSink)
                     turn.add(update)
                     if isinstance(update, TurnEnded):
                         break
+        except Exception as error:  # without it, the display would say "running…" for ever
+            turn.failed = f"{type(error).__name__}: {error}"
+            raise
+        turn.answered = True
     finally:
         sink.close()
     return turn.result()

@@ -19,11 +19,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from agentos_nb.actors.handles import ActorHandle, SendResult
+from agentos_nb.jupyter.transcript import TranscriptItem
 from agentos_nb.vm.models import DirEntry, ExecResult
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
-    DiffContent,
     Notice,
     PromptResult,
     SessionInfo,
@@ -39,6 +39,8 @@ OUTPUT_CHARS = 4000
 """How much of a tool's output, a command's output or a response a display shows."""
 FILE_CHARS = 200_000
 """How much of a file `%agentos cat` shows."""
+LISTED = 1000
+"""How many entries of a directory `%agentos ls` shows (the Listing keeps them all)."""
 
 OK, BAD, WARN, INFO, MUTED = "#2e7d32", "#c62828", "#e65100", "#1565c0", "#757575"
 FONT = "font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px;line-height:1.4"
@@ -220,38 +222,6 @@ def update_text(update: SessionUpdate) -> str:
 # --- transcripts -------------------------------------------------------------------------------
 
 
-@dataclass
-class Step:
-    """What a transcript shows in one place: a run of text chunks, or a tool call with its end."""
-
-    kind: str
-    text: str = ""
-    call: ToolCall | None = None
-    end: ToolCallUpdate | None = None
-    level: str = "info"
-
-
-def steps(updates: Iterable[SessionUpdate]) -> list[Step]:
-    """Chunks of one kind joined; each tool call paired with its last update; the turn's end is
-    the caller's to show."""
-    out: list[Step] = []
-    calls: dict[str, Step] = {}
-    for update in updates:
-        if isinstance(update, UserMessageChunk | AgentMessageChunk | AgentThoughtChunk):
-            if out and out[-1].kind == update.session_update:
-                out[-1].text += update.content.text
-            else:
-                out.append(Step(update.session_update, update.content.text))
-        elif isinstance(update, ToolCall):
-            calls[update.tool_call_id] = Step("tool_call", update.title, call=update)
-            out.append(calls[update.tool_call_id])
-        elif isinstance(update, ToolCallUpdate) and update.tool_call_id in calls:
-            calls[update.tool_call_id].end = update
-        elif isinstance(update, Notice):
-            out.append(Step("notice", update.text, level=update.level))
-    return out
-
-
 def reply_of(updates: Iterable[SessionUpdate]) -> str:
     """The turn's final text as `send_prompt` gives it: the agent's last message, a message being
     the text chunks between two tool calls (or notices, such as a retry)."""
@@ -264,50 +234,47 @@ def reply_of(updates: Iterable[SessionUpdate]) -> str:
     return current or reply
 
 
-def _tool_output(end: ToolCallUpdate) -> str:
-    for item in end.content:
-        if isinstance(item, DiffContent):
-            return f"{item.path}\n{item.new_text}"
-    return end.raw_output or ""
-
-
 TOOL_MARKS = {"completed": ("✓", OK), "failed": ("✗", BAD)}
 LEVEL_COLORS = {"info": INFO, "warning": WARN, "error": BAD}
 
 
-def steps_html(found: Sequence[Step]) -> str:
+def transcript_html(items: Sequence[TranscriptItem]) -> str:
+    """A turn as it goes: the prompt, messages, and tool calls folded to their input (while they
+    run) or output; the turn's end is the caller's to show."""
     parts = []
-    for step in found:
-        if step.kind == "user_message_chunk":
-            parts.append(f'<div style="color:{MUTED};white-space:pre-wrap">› {esc(clip(step.text))}</div>')
-        elif step.kind == "agent_message_chunk":
-            parts.append(f'<div style="white-space:pre-wrap;margin:2px 0">{esc(step.text)}</div>')
-        elif step.kind == "agent_thought_chunk":
+    for item in items:
+        if item.kind == "user":
+            parts.append(f'<div style="color:{MUTED};white-space:pre-wrap">› {esc(clip(item.text))}</div>')
+        elif item.kind == "agent":
+            parts.append(f'<div style="white-space:pre-wrap;margin:2px 0">{esc(item.text)}</div>')
+        elif item.kind == "thought":
             parts.append(
-                f'<div style="color:{MUTED};font-style:italic;white-space:pre-wrap">{esc(step.text)}</div>'
+                f'<div style="color:{MUTED};font-style:italic;white-space:pre-wrap">{esc(item.text)}</div>'
             )
-        elif step.kind == "tool_call" and step.call is not None:
-            mark, color = TOOL_MARKS.get(step.end.status if step.end else "", ("…", MUTED))
-            summary = f'<span style="color:{color}">{mark}</span> <code>{esc(step.text)}</code>'
-            shown = as_json(step.call.raw_input) if step.end is None else _tool_output(step.end)
+        elif item.kind == "tool":
+            mark, color = TOOL_MARKS.get(item.status, ("…", MUTED))
+            title = esc(item.title or "tool call")
+            summary = f'<span style="color:{color}">{mark}</span> <code>{title}</code>'
+            shown = item.output or as_json(item.input)
             parts.append(f"<details><summary>{summary}</summary>{pre(clip(shown))}</details>")
-        elif step.kind == "notice":
-            parts.append(f'<div style="color:{LEVEL_COLORS.get(step.level, INFO)}">{esc(step.text)}</div>')
+        elif item.kind == "notice":
+            parts.append(f'<div style="color:{LEVEL_COLORS.get(item.status, INFO)}">{esc(item.text)}</div>')
     return "".join(parts)
 
 
-def steps_text(found: Sequence[Step]) -> str:
+def transcript_text(items: Sequence[TranscriptItem]) -> str:
+    """`transcript_html` for a terminal: a tool call is a line with its status."""
     lines = []
-    for step in found:
-        if step.kind == "user_message_chunk":
-            lines.append(f"> {step.text}")
-        elif step.kind in ("agent_message_chunk", "agent_thought_chunk"):
-            lines.append(step.text)
-        elif step.kind == "tool_call":
-            status = step.end.status if step.end else "running"
-            lines.append(f"  [{status}] {step.text}")
-        elif step.kind == "notice":
-            lines.append(f"  ({step.level}) {step.text}")
+    for item in items:
+        if item.kind == "user":
+            lines.append(f"> {item.text}")
+        elif item.kind in ("agent", "thought"):
+            lines.append(item.text)
+        elif item.kind == "tool":
+            status = item.status if item.status in TOOL_MARKS else "running"
+            lines.append(f"  [{status}] {item.title or 'tool call'}")
+        elif item.kind == "notice":
+            lines.append(f"  ({item.status}) {item.text}")
     return "\n".join(lines)
 
 
@@ -326,20 +293,29 @@ class Listing:
     def counted(self) -> str:
         return f"{len(self.entries)} entr{'y' if len(self.entries) == 1 else 'ies'}"
 
+    @property
+    def _more(self) -> str:
+        """What a display of the first LISTED entries says of the rest."""
+        left = len(self.entries) - LISTED
+        return f"… {left:,} more (all of them are in .entries)" if left > 0 else ""
+
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td><code>{esc(e.name + ('/' if e.kind == 'directory' else ''))}</code></td>"
             f'<td style="color:{MUTED}">{esc(e.kind)}</td><td style="text-align:right">{e.size:,}</td></tr>'
-            for e in self.entries
+            for e in self.entries[:LISTED]
         )
         head = f"<b>{esc(self.where)}</b> <code>{esc(self.path)}</code> {muted(self.counted)}"
         table = f'<table style="font-size:12px;margin:2px 0">{rows}</table>' if rows else muted(" (empty)")
-        return box(f"<div>{head}</div>{table}", INFO)
+        more = f"<div>{muted(self._more)}</div>" if self._more else ""
+        return box(f"<div>{head}</div>{table}{more}", INFO)
 
     def __repr__(self) -> str:
         lines = [f"{self.where}:{self.path} ({self.counted})"]
-        lines += [f"  {e.size:>10,}  {e.name}{'/' if e.kind == 'directory' else ''}" for e in self.entries]
-        return "\n".join(lines)
+        lines += [
+            f"  {e.size:>10,}  {e.name}{'/' if e.kind == 'directory' else ''}" for e in self.entries[:LISTED]
+        ]
+        return "\n".join([*lines, self._more] if self._more else lines)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,9 @@ class _Loaded:
     magics: AgentosMagics
     replaced: dict[tuple[str, str], Any]
     """What the magics table held under our names before (None: nothing)."""
+    registered_displays: bool
+    """Whether loading registered the displays: `import agentos_nb` in a running shell registers
+    them first, and then they stay after unloading, as they were before loading."""
 
 
 _loaded: weakref.WeakKeyDictionary[Any, _Loaded] = weakref.WeakKeyDictionary()
@@ -94,18 +97,18 @@ def load_ipython_extension(shell: Any) -> None:
 
     if shell in _loaded:
         return
-    displays.register(shell)
+    registered_displays = displays.register(shell)
     table = shell.magics_manager.magics
     replaced = {(kind, name): table[kind].get(name) for kind, name in MAGIC_NAMES}
     magics = AgentosMagics(shell)
     shell.register_magics(magics)
     shell.input_transformers_cleanup.append(await_magics)
-    _loaded[shell] = _Loaded(magics, replaced)
+    _loaded[shell] = _Loaded(magics, replaced, registered_displays)
 
 
 def unload_ipython_extension(shell: Any) -> None:
     """`%unload_ext agentos_nb`: tasks cancelled, dashboards closed, the transformer, magics and
-    displays removed, and whatever they had replaced put back."""
+    (if loading registered them) displays removed, and whatever they had replaced put back."""
     loaded = _loaded.pop(shell, None)
     if loaded is None:
         return
@@ -119,7 +122,8 @@ def unload_ipython_extension(shell: Any) -> None:
         else:
             manager.magics[kind][name] = before
     manager.registry.pop(type(loaded.magics).__name__, None)
-    displays.unregister(shell)
+    if loaded.registered_displays:
+        displays.unregister(shell)
 
 
 displays.register_in_running_shell()

@@ -189,6 +189,8 @@ def parse_agentos_line(line: str) -> AgentosLine:
         parser.add_argument("--registry", metavar="NAME")
         args = parser.parse_args(_split(rest, usage))
         target = parse_target(args.target, usage)
+        if args.path == "":
+            parser.error("PATH is empty")
         if command == "ls":
             return ListLine(target=target, path=args.path or HOME, registry=args.registry)
         return CatLine(target=target, path=args.path, registry=args.registry)
@@ -224,29 +226,35 @@ def _parse_send(rest: str) -> SendLine:
 
 
 def _words_then_rest(text: str, *, positionals: int, valued: set[str], usage: str) -> tuple[list[str], str]:
-    """The shell words up to and including the `positionals`-th positional one, and the raw text
-    after it. An option in `valued` takes the next word as its value."""
+    """The shell words up to the `positionals`-th positional one and the options around them,
+    and the raw text after them (an option in `valued` takes the next word as its value). JSON
+    never starts with `--`, so options may come before or after QUEUE, as the usage line says."""
     lexer = shlex.shlex(text, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     words: list[str] = []
     seen = 0
     takes_value = False
-    try:
-        while seen < positionals:
+    while True:
+        start = lexer.instream.tell()
+        body_next = seen == positionals and not takes_value
+        try:
             word = lexer.get_token()
-            if word is None:
-                break
-            words.append(word)
-            if takes_value:
-                takes_value = False
-            elif word.startswith("--"):
-                takes_value = word in valued
-            else:
-                seen += 1
-    except ValueError as error:
-        raise UsageError(f"cannot split the line: {error}\nUsage: {usage}") from None
-    return words, text[lexer.instream.tell() :].strip()
+        except ValueError as error:  # "No closing quotation"
+            if body_next:  # JSON is not split into words: only read as a whole, below
+                return words, text[start:].strip()
+            raise UsageError(f"cannot split the line: {error}\nUsage: {usage}") from None
+        if word is None:
+            return words, ""
+        if body_next and not text[start:].lstrip().startswith("--"):  # as typed: '"--x"' is JSON
+            return words, text[start:].strip()
+        if takes_value:
+            takes_value = False
+        elif word.startswith("--"):
+            takes_value = word in valued
+        else:
+            seen += 1
+        words.append(word)
 
 
 def _json(text: str, usage: str) -> Any:

@@ -185,7 +185,8 @@ class AgentosMagics(Magics):
 
     def _dashboard(self, registry: Registry, line: DashboardLine) -> Dashboard:
         dashboard = registry.dashboard(tabs=line.tabs)
-        self.dashboards.append(dashboard)
+        # Closed ones (their cell ran again, or close() was called) are not kept for unloading.
+        self.dashboards = [*(kept for kept in self.dashboards if not kept.closed), dashboard]
         return dashboard
 
     # --- work started without the transformer -----------------------------------------------

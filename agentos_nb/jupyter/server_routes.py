@@ -127,24 +127,12 @@ class RegistryForwardHandler(APIHandler):
             self.relay.cancel()  # the caller left: stop reading the registry's stream
 
     @web.authenticated
-    @authorized
+    @authorized  # read or write, by the request's method
     async def get(self, registry_id: str, rest: str) -> None:
+        """`rest` arrives percent-decoded: `target_url` takes it from the raw path instead."""
         await self.forward(registry_id)
 
-    @web.authenticated
-    @authorized
-    async def post(self, registry_id: str, rest: str) -> None:
-        await self.forward(registry_id)
-
-    @web.authenticated
-    @authorized
-    async def put(self, registry_id: str, rest: str) -> None:
-        await self.forward(registry_id)
-
-    @web.authenticated
-    @authorized
-    async def delete(self, registry_id: str, rest: str) -> None:
-        await self.forward(registry_id)
+    post = put = delete = get
 
     async def forward(self, registry_id: str) -> None:
         registry = find_registry(await running_registries(), registry_id)

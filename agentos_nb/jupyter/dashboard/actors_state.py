@@ -98,3 +98,12 @@ class ActorsState:
     def status_of(self, actor_id: str) -> str:
         """awake, asleep, waking, stopping or gone; unknown actors count as asleep."""
         return self.status.get(actor_id, "asleep")
+
+    def summary(self) -> str:
+        """`2 actors (1 awake)`: those seen in an overview or an event and not gone since. Kept
+        current by actor events alone, so the header is right whichever tab is on screen."""
+        if not self.fetched and not self.refs:
+            return "counting actors…"
+        statuses = [self.status_of(actor_id) for actor_id in self.refs]
+        present = sum(status != "gone" for status in statuses)
+        return f"{present} actor{'s' * (present != 1)} ({statuses.count('awake')} awake)"

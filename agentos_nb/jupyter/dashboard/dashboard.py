@@ -17,6 +17,7 @@ import ipywidgets as widgets
 
 from agentos_nb.actors.registry import Registry
 from agentos_nb.jupyter.dashboard.actors_tab import ActorsTab
+from agentos_nb.jupyter.dashboard.cell_runs import made_by_this_cell
 from agentos_nb.jupyter.dashboard.events_tab import EventsTab
 from agentos_nb.jupyter.dashboard.fetcher import Fetcher
 from agentos_nb.jupyter.dashboard.files_tab import FilesTab
@@ -40,7 +41,8 @@ class Dashboard:
 
     `tabs` picks some of them (`tabs=["Events"]`); `interval` is the shortest time between
     two redraws. Display it in a notebook (it shows as its `widget`); `await refresh()` applies
-    what happened so far and redraws at once; `close()` stops it and removes its widgets.
+    what happened so far and redraws at once; `close()` stops it and removes its widgets (as
+    running its notebook cell again does: the cell's new output replaces it).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class Dashboard:
         self._renderer.draw_header()
         self._task = loop.create_task(self._renderer.run(), name=f"agentos-dashboard:{registry.name}")
         self._task.add_done_callback(lambda _: self._fetcher.close())
+        made_by_this_cell(self)
 
     @property
     def running(self) -> bool:
@@ -138,10 +141,9 @@ class Dashboard:
             if self.running
             else "not updating"
         )
-        awake = sum(model.actors.status_of(view.actor_id) == "awake" for view in model.actors.views)
         sessions = model.sessions.sessions.values()
         counts = {
-            "Actors": f"{len(model.actors.views)} actors ({awake} awake)",
+            "Actors": model.actors.summary(),
             "Queues": f"{len(model.queues.queues)} queues",
             "Sessions": f"{len(sessions)} sessions ({sum(not s.closed for s in sessions)} open)",
             "Tool calls": f"{sum(model.calls.calls_per_tool.values())} tool calls",
@@ -155,8 +157,9 @@ class Dashboard:
 
 
 def _event_types(views: Sequence[TabView]) -> list[str] | None:
-    """What the tabs shown read from the bus: all of it, if one reads everything."""
-    wanted: list[str] = []
+    """What the tabs shown read from the bus (all of it, if one reads everything), and the
+    actor events the header counts actors by."""
+    wanted: list[str] = ["actor."]
     for view in views:
         if view.event_types is None:
             return None

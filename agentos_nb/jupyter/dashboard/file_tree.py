@@ -12,14 +12,17 @@ from agentos_nb.vm.shell import HOME
 
 ROOT = "/"
 INDENT = "   "
+MAX_ENTRIES = 500
+"""Entries shown per directory: a tree picker with tens of thousands of rows is of no use, and
+each row travels to the browser."""
 
 
 @dataclass(frozen=True, slots=True)
 class TreeRow:
     label: str
     path: str
-    """The entry's absolute path; rows that are not entries (a failed or pending listing)
-    have a value that does not start with "/"."""
+    """The entry's absolute path; rows that are not entries (a failed or pending listing, the
+    entries left out of a long one) have a value that does not start with "/"."""
     kind: str
 
 
@@ -70,7 +73,7 @@ class FileTree:
         if entries is None:
             rows.append(TreeRow(f"{INDENT * depth}…", f"loading:{path}", "loading"))
             return
-        for entry in entries:
+        for entry in entries[:MAX_ENTRIES]:
             if entry.kind == "directory":
                 rows.append(
                     TreeRow(
@@ -85,6 +88,9 @@ class FileTree:
                         f"{INDENT * depth}  {entry.name}{link}  ({size(entry.size)})", entry.path, entry.kind
                     )
                 )
+        if len(entries) > MAX_ENTRIES:
+            more = len(entries) - MAX_ENTRIES
+            rows.append(TreeRow(f"{INDENT * depth}… {more:,} more entries not shown", f"more:{path}", "more"))
 
     def _marker(self, path: str) -> str:
         return "▾ " if path in self.expanded else "▸ "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from agentos_nb.jupyter.dashboard.markup import badge, esc, warn
+from agentos_nb.jupyter.dashboard.markup import badge, esc, muted, warn
 from agentos_nb.jupyter.dashboard.model import DashboardModel
 from agentos_nb.jupyter.dashboard.widget_tools import html
 
@@ -20,7 +20,7 @@ class Header:
 
     def draw(self, model: DashboardModel, *, phase: str, live: bool, problem: str | None) -> bool:
         """Redraw if anything shown changed; says whether it did."""
-        actors = len(model.actors.views)
+        actors = model.actors.summary()
         key = (phase, live, problem, actors, model.events.total, model.events.dropped)
         if key == self._drawn:
             return False
@@ -29,7 +29,7 @@ class Header:
             "<b>agentos</b>",
             f"registry <code>{esc(self._name)}</code>",
             badge(phase, PHASE_TONES.get(phase, "grey")),
-            f'<span class="ao-muted">{actors} actors · {model.events.total:,} events seen</span>',
+            muted(f"{actors} · {model.events.total:,} events seen"),
         ]
         if model.events.dropped:
             parts.append(

@@ -98,11 +98,14 @@ class Renderer:
                 self.redraws += 1
 
     async def _overview(self, views: Sequence[TabView], *, force: bool) -> None:
-        """At most one overview per tick, and only if a tab on screen needs what went stale."""
+        """At most one overview per tick: the first one (the header counts the actors that
+        existed before the dashboard), then only if a tab on screen needs what went stale."""
         actors = self._model.actors
         needs = {view.needs for view in views}
-        wanted = ("depths" in needs and (actors.depths_stale or actors.members_stale)) or (
-            "members" in needs and actors.members_stale
+        wanted = (
+            not actors.fetched
+            or ("depths" in needs and (actors.depths_stale or actors.members_stale))
+            or ("members" in needs and actors.members_stale)
         )
         if self._registry.phase != "running" or not (wanted or (force and needs - {"nothing"})):
             return

@@ -20,10 +20,10 @@ from agentos_nb.jupyter.dashboard.model import DashboardModel
 from agentos_nb.jupyter.dashboard.sessions_state import SessionBoard, SessionLog
 from agentos_nb.jupyter.dashboard.tab_view import TabView
 from agentos_nb.jupyter.dashboard.text import actor_label
-from agentos_nb.jupyter.dashboard.transcript import TranscriptItem, transcript_items
 from agentos_nb.jupyter.dashboard.transcript_html import render_item
 from agentos_nb.jupyter.dashboard.vms import known_vms, vm_handle
 from agentos_nb.jupyter.dashboard.widget_tools import close_tree, html
+from agentos_nb.jupyter.transcript import TranscriptItem, transcript_items
 
 MAX_ITEMS = 150
 """Transcript items shown: the newest."""

@@ -66,11 +66,6 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest} s"
 
 
-def count(n: int) -> str:
-    """Thousands separated: `12,345`."""
-    return f"{n:,}"
-
-
 def size(n: int) -> str:
     """A byte count: `512 B`, `3.4 KB`, `1.2 MB`."""
     if n < 1024:

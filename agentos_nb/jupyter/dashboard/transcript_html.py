@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agentos_nb.jupyter.dashboard.markup import badge, esc, muted, pre, warn
 from agentos_nb.jupyter.dashboard.text import clip, duration, pretty_json
-from agentos_nb.jupyter.dashboard.transcript import TranscriptItem
+from agentos_nb.jupyter.transcript import TranscriptItem
 
 MESSAGE_CHARS = 20_000
 TOOL_CHARS = 6_000

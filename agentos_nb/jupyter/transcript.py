@@ -1,5 +1,6 @@
 """A session's updates folded into what a reader sees: messages whose chunks are joined, each
-tool call with its outcome, notices, and the end of every turn."""
+tool call with its outcome, notices, and the end of every turn. The dashboard's Sessions tab and
+the `%%agent` cell's live display both show these items, each in its own HTML."""
 
 from __future__ import annotations
 
