@@ -548,6 +548,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (ServeFailed, errors.AgentOSError, OSError) as error:
             console.print(Text("Cannot serve: ", "bold red").append(str(error)))
             return 1
+        except KeyboardInterrupt:  # a second Ctrl-C, while the first one's drain was under way
+            console.print(Text("Interrupted: the work under way was cut short.", "bold red"))
+            return 130
         return 0
     if args.command == "inspect":
         path = args.store.removeprefix("sqlite:///").split("?", 1)[0]

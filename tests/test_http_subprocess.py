@@ -184,6 +184,32 @@ async def test_the_cli_serves_a_module_that_starts_its_registry_at_import(start_
     assert "stopped" in out
 
 
+async def test_a_second_ctrl_c_while_draining_cuts_it_short_and_says_so(start_server):
+    server = await start_server("-m", "agentos_nb", "serve", f"{SERVER_SCRIPT}:registry", "--port", "0")
+    async with create_client(server.info.url) as client:
+        sleeper = client.sleeper.get_or_create(["s"])
+        napping = asyncio.ensure_future(sleeper.send("naps", {"seconds": 5.0}, wait=True, timeout=30))
+
+        async def nap_begun() -> bool:
+            views = [v for v in await client.actors() if v.name == "sleeper"]
+            return bool(views) and views[0].queues[0].in_flight == 1
+
+        await wait_until(nap_begun, timeout=10)
+        server.process.send_signal(signal.SIGINT)
+
+        async def draining() -> bool:
+            return not await client.health()  # no longer listening, the nap still under way
+
+        await wait_until(draining, timeout=10)
+        server.process.send_signal(signal.SIGINT)
+        assert await server.exit_code() == 130
+        with pytest.raises(httpx.TransportError):
+            await napping  # cut short: no reply
+    out, err = await server.process.communicate()
+    assert "Interrupted" in out.decode()
+    assert "Traceback" not in err.decode()
+
+
 async def test_the_cli_says_why_it_cannot_serve(tmp_path):
     for target, says in [
         ("no_such_module:registry", "cannot import no_such_module"),

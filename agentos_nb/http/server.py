@@ -387,7 +387,8 @@ async def serve_until_signalled(
     ready: Callable[[ServerInfo], None] | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM (or until the registry is stopped), then drain and stop.
-    `ready` hears where it serves. A second Ctrl-C while draining interrupts the drain."""
+    `ready` hears where it serves. A second Ctrl-C while draining raises KeyboardInterrupt, as
+    Python does, cutting the drain short."""
     try:
         info = await registry.serve(host=host, port=port, token=token, max_body_bytes=max_body_bytes)
     except BaseException:
