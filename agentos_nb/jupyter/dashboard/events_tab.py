@@ -15,7 +15,7 @@ from agentos_nb.jupyter.dashboard.tab_view import TabView
 from agentos_nb.jupyter.dashboard.text import actor_label, clock_time
 from agentos_nb.jupyter.dashboard.widget_tools import html
 
-ROWS = 100
+ROWS = 50
 """Events the log shows; the model keeps MAX_EVENTS for the filter to search."""
 FAMILY_TONES = {
     "actor": "blue",
@@ -85,7 +85,7 @@ def _row(event: Event) -> tuple[str, ...]:
     )
 
 
-# The log redraws up to five times a second with a hundred rows: what repeats is made once.
+# The log redraws up to five times a second with fifty rows: what repeats is made once.
 @functools.lru_cache(maxsize=128)
 def _type_cell(kind: str) -> str:
     return badge(kind, FAMILY_TONES.get(kind.partition(".")[0], "grey"))
