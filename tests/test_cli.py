@@ -10,9 +10,9 @@ import sys
 import time
 
 import pytest
-from conftest import MODEL_KEYS
 
 from agentos_nb.cli import main
+from conftest import MODEL_KEYS
 
 
 @pytest.fixture

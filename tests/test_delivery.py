@@ -6,7 +6,6 @@ import asyncio
 
 import anyio
 import pytest
-from conftest import wait_until
 from pydantic import BaseModel
 
 from agentos_nb import MemoryStore, SendResult, actor, queue
@@ -18,6 +17,7 @@ from agentos_nb.errors import (
     UnknownQueue,
     ValidationError,
 )
+from conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 

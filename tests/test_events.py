@@ -7,7 +7,6 @@ import uuid
 
 import anyio
 import pytest
-from conftest import wait_until
 
 from agentos_nb import actor, queue, setup
 from agentos_nb.events import (
@@ -23,6 +22,7 @@ from agentos_nb.events import (
     MessageEnqueued,
     MessageReceived,
 )
+from conftest import wait_until
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import wait_until
 from pydantic import BaseModel
 from rich.console import Console
 
 from agentos_nb import actor, agent_os, cli, queue, setup
 from agentos_nb.software import common, pi
 from agentos_nb.store.sqlite import SCHEMA_VERSION
+from conftest import wait_until
 
 
 class Job(BaseModel):

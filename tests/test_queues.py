@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, queue
 from agentos_nb.errors import MessageTooLarge, QueueFull, UnknownQueue, ValidationError
+from conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -9,13 +9,13 @@ import uuid
 
 import anyio
 import pytest
-from conftest import YieldingStore, next_event, wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, queue, setup
 from agentos_nb.errors import ActorNotFound, RegistryNotRunning, ValidationError
 from agentos_nb.store import MemoryStore
 from agentos_nb.store.protocol import ActorRecord
+from conftest import YieldingStore, next_event, wait_until
 
 
 async def let_run(turns: int = 50) -> None:

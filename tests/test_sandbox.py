@@ -16,10 +16,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
 
 from agentos_nb import agent_os
 from agentos_nb.software import common
+from conftest import wait_until
 
 HOME = "/home/user"
 VM_ROOT_ENTRIES = {"bin", "dev", "etc", "home", "tmp", "usr"}

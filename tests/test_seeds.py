@@ -11,11 +11,11 @@ import itertools
 
 import anyio
 import pytest
-from conftest import wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, queue, setup
 from agentos_nb.errors import ValidationError
+from conftest import wait_until
 
 
 class Session(BaseModel):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import next_event, wait_until
 from pydantic import BaseModel, Field
 
 from agentos_nb import actor, agent_os, host_tool, queue, toolkit
 from agentos_nb.software import common, pi
+from conftest import next_event, wait_until
 
 pytestmark = pytest.mark.anyio
 

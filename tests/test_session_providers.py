@@ -8,13 +8,13 @@ import asyncio
 import json
 
 import pytest
-from conftest import next_event, notices_of, wait_until
 from fake_providers import DROP, Failure, FakeProvider, Reply, ToolCall
 from pydantic_ai.models import override_allow_model_requests
 
 from agentos_nb import agent_os, errors
 from agentos_nb.agents.models import ModelConfig
 from agentos_nb.software import Pi, RetryPolicy, common
+from conftest import next_event, notices_of, wait_until
 
 pytestmark = pytest.mark.anyio
 

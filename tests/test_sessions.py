@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import next_event, notices_of, prompts_of, wait_until
 from pydantic import BaseModel
 from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import (
@@ -30,6 +29,7 @@ from agentos_nb import agent_os, errors, host_tool, toolkit
 from agentos_nb.agents import harness
 from agentos_nb.agents.harness import RetryPolicy
 from agentos_nb.software import Pi, common, pi
+from conftest import next_event, notices_of, prompts_of, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
 from pydantic import BaseModel
 
 from agentos_nb import actor, agent_os, errors, queue, setup
@@ -20,6 +19,7 @@ from agentos_nb.offline import Bash, Reply, offline_model
 from agentos_nb.software import Pi, common, pi
 from agentos_nb.store import open_store
 from agentos_nb.store.sqlite import SCHEMA_VERSION, SqliteStore
+from conftest import wait_until
 
 pytestmark = pytest.mark.anyio
 
