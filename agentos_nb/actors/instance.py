@@ -68,6 +68,8 @@ class ActorInstance:
         self._last_active = self._loop.time()
         self._run_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._in_grace: set[asyncio.Future[Any]] = set()
+        self._hurried = False
         self._idle_timer: asyncio.TimerHandle | None = None
         self._save_timer: asyncio.TimerHandle | None = None
         self._stop_task: asyncio.Task[None] | None = None
@@ -323,12 +325,21 @@ class ActorInstance:
         if self._run_task is not None and self._run_task is not current:
             running.add(self._run_task)
         if running:
-            _, late = await asyncio.wait(running, timeout=grace)
+            self._in_grace = running
+            _, late = await asyncio.wait(running, timeout=0 if self._hurried else grace)
+            self._in_grace = set()
             for task in late:
                 task.cancel()
             if late:
                 await asyncio.wait(late)
         await self.consumer.abandon(error=None, every_task=True)
+
+    def cut_short(self) -> None:
+        """A hurried stop (a second Ctrl-C): the work `stop()` grants a grace period is cancelled
+        now, and a stop that has not reached its grace period yet grants none."""
+        self._hurried = True
+        for task in self._in_grace:
+            task.cancel()
 
     async def finish_sleep(self) -> None:
         await self._hook_reporting("on_sleep", self.definition.on_sleep)

@@ -82,6 +82,7 @@ class Registry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
+        self._hurried = False
         self._server: HttpServer | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -99,9 +100,9 @@ class Registry:
         With a running event loop (a notebook cell), start on it and return at once; with
         `serve=True`, also serve the HTTP API in the background (`await registry.serve(...)`
         does the same and says where). With no running loop (a plain script), serve the HTTP
-        API on host:port and block until Ctrl-C or SIGTERM, then drain and stop; `serve=False`
-        refuses instead. The token is generated unless given; clients on this machine find it
-        in the registry's runtime file.
+        API on host:port and block until Ctrl-C or SIGTERM, then drain and stop (a second one
+        cuts the drain short and exits 130); `serve=False` refuses instead. The token is
+        generated unless given; clients on this machine find it in the registry's runtime file.
         """
         try:
             loop = asyncio.get_running_loop()
@@ -112,9 +113,15 @@ class Registry:
                     "one); in a script, start it inside `async def main()` run by asyncio.run, or "
                     "use `async with registry:`"
                 ) from None
-            from agentos_nb.http.server import serve_until_signalled  # HTTP loads only when asked for
+            from agentos_nb.http.server import (  # HTTP loads only when asked for
+                ServeInterrupted,
+                serve_until_signalled,
+            )
 
-            asyncio.run(serve_until_signalled(self, host=host, port=port, token=token))
+            try:
+                asyncio.run(serve_until_signalled(self, host=host, port=port, token=token))
+            except ServeInterrupted:  # a second Ctrl-C cut the drain short: exit as a shell expects
+                raise SystemExit(130) from None
             return self
         if self.phase in ("starting", "running"):
             if serve:
@@ -201,6 +208,7 @@ class Registry:
     async def stop(self, *, grace: float | None = None) -> None:
         """Drain and stop: actors sleep (their work gets `grace` seconds, default each actor's
         `sleep_grace_period`), waiters are released, and every task is gone when this returns.
+        `stop(grace=0)` while a stop is under way cuts it short: the work it waits for is cancelled.
 
         The shutdown runs in its own task: interrupting the caller (a notebook's Stop button)
         does not leave a registry marked stopped while its actors still run, and a later
@@ -212,7 +220,15 @@ class Registry:
             self._shutdown = asyncio.get_running_loop().create_task(
                 self._shut_down(grace), name=f"agentos-stop:{self.name}"
             )
+        elif grace == 0:
+            self._cut_short()
         await asyncio.shield(self._shutdown)
+
+    def _cut_short(self) -> None:
+        """`stop(grace=0)` while a stop is under way: the work it was waiting for is cancelled."""
+        self._hurried = True
+        for instance in list(self._instances.values()):
+            instance.cut_short()
 
     async def _shut_down(self, grace: float | None) -> None:
         if _running.get(self.name) is self:
@@ -228,7 +244,10 @@ class Registry:
             while self._wakes:  # creations and wakes under way end up in _instances
                 await asyncio.wait(list(self._wakes.values()))
             await asyncio.gather(
-                *(self.retire(i, destroy=False, grace=grace) for i in list(self._instances.values())),
+                *(
+                    self.retire(i, destroy=False, grace=0 if self._hurried else grace)
+                    for i in list(self._instances.values())
+                ),
                 return_exceptions=True,
             )
             self._fail_waiters(RegistryNotRunning(f"registry {self.name!r} stopped"))

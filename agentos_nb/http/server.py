@@ -157,6 +157,18 @@ class HttpServer:
                 "%d HTTP requests still running after %g s; stopping anyway", self._in_flight, timeout
             )
 
+    def cut_short(self) -> None:
+        """A second Ctrl-C while draining: stop listening and cancel the requests under way,
+        unanswered; the runtime file goes at once, so no client finds a server that is ending."""
+        self.accepting = False
+        if self._tornado is not None:
+            self._tornado.stop()
+        if self._runtime_file is not None:
+            remove_runtime_file(self._runtime_file)
+            self._runtime_file = None
+        for task in list(self._tasks):
+            task.cancel()
+
     async def close(self) -> None:
         """Let event streams send their end, then close every connection and remove the
         runtime file."""
@@ -377,6 +389,10 @@ def _sse(event: StreamEvent) -> bytes:
     return sse.KEEPALIVE if event is None else sse.frame(*event)
 
 
+class ServeInterrupted(KeyboardInterrupt):
+    """A second Ctrl-C (or SIGTERM) cut the drain short: the work under way was cancelled."""
+
+
 async def serve_until_signalled(
     registry: Registry,
     *,
@@ -387,8 +403,10 @@ async def serve_until_signalled(
     ready: Callable[[ServerInfo], None] | None = None,
 ) -> None:
     """Serve until Ctrl-C or SIGTERM (or until the registry is stopped), then drain and stop.
-    `ready` hears where it serves. A second Ctrl-C while draining raises KeyboardInterrupt, as
-    Python does, cutting the drain short."""
+    `ready` hears where it serves. A second signal while draining cuts the drain short: the
+    requests and work under way are cancelled, then `ServeInterrupted` (a `KeyboardInterrupt`)
+    is raised. Our handlers stay installed until the end, so no signal ever raises
+    `KeyboardInterrupt` inside tornado or a task, and every way out removes the runtime file."""
     try:
         info = await registry.serve(host=host, port=port, token=token, max_body_bytes=max_body_bytes)
     except BaseException:
@@ -399,24 +417,46 @@ async def serve_until_signalled(
         ready(info)
     server = registry.server
     assert server is not None
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    handled = []
-    for number in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(number, stop.set)
-            handled.append(number)
-        except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
-            pass
+    signals = _Signals(asyncio.get_running_loop())
     try:
-        stopped = asyncio.ensure_future(server.closed.wait())
-        signalled = asyncio.ensure_future(stop.wait())
-        await asyncio.wait([stopped, signalled], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        signalled.cancel()
+        closed = asyncio.ensure_future(server.closed.wait())
+        first = asyncio.ensure_future(signals.first.wait())
+        await asyncio.wait([closed, first], return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        first.cancel()
+        started = time.monotonic()
+        stopping = asyncio.ensure_future(registry.stop())
+        second = asyncio.ensure_future(signals.second.wait())
+        await asyncio.wait([stopping, second], return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        if not stopping.done():
+            server.cut_short()
+            await registry.stop(grace=0)
+            raise ServeInterrupted
+        await stopping
+        logger.info("registry %r stopped in %.1f s", registry.name, time.monotonic() - started)
     finally:
-        for number in handled:
-            loop.remove_signal_handler(number)
-    started = time.monotonic()
-    await registry.stop()
-    logger.info("registry %r stopped in %.1f s", registry.name, time.monotonic() - started)
+        signals.close()
+
+
+class _Signals:
+    """SIGINT and SIGTERM counted on the loop: the first asks for a drain, the second cuts it short."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.first = asyncio.Event()
+        self.second = asyncio.Event()
+        self._loop = loop
+        self._handled: list[int] = []
+        for number in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(number, self._received)
+                self._handled.append(number)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals
+                pass
+
+    def _received(self) -> None:
+        (self.second if self.first.is_set() else self.first).set()
+
+    def close(self) -> None:
+        for number in self._handled:
+            self._loop.remove_signal_handler(number)
