@@ -1,5 +1,5 @@
-"""A fake LLM server on 127.0.0.1 for tests: Anthropic Messages and OpenAI Chat Completions, both
-plain JSON and streamed (SSE), scripted reply by reply, recording every request it gets.
+"""A fake LLM server on 127.0.0.1 for tests: Anthropic Messages, OpenAI Responses and OpenAI Chat
+Completions, each plain JSON and streamed (SSE), scripted reply by reply, recording every request it gets.
 
     def test_x(fake_provider):
         fake_provider.script(Reply(text="hi"), Reply(tool_calls=[ToolCall("bash", {"command": "ls"})]))
@@ -16,6 +16,7 @@ daemon thread, so it never blocks the test's event loop.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,7 +47,8 @@ class Reply:
     chunk_size: int = 4
     """Streamed text and tool arguments arrive in pieces of this many characters."""
     stop_reason: str | None = None
-    """Anthropic's stop_reason / OpenAI's finish_reason; by default from whether there are tool calls."""
+    """Anthropic's stop_reason / Chat Completions' finish_reason, by default from whether there are
+    tool calls; for Responses, the `incomplete_details.reason` of a response left incomplete."""
     drop_after: int | None = None
     """When streamed: close the connection after this many events, mid-stream."""
     stall_after: int | None = None
@@ -150,7 +152,7 @@ class FakeProvider:
 
     @property
     def base_url_openai(self) -> str:
-        """For OPENAI_BASE_URL: the SDK appends `/chat/completions` to it."""
+        """For OPENAI_BASE_URL: the SDK appends `/responses` or `/chat/completions` to it."""
         return f"{self.base_url}/v1"
 
     def script(self, *replies: Scripted | str) -> FakeProvider:
@@ -205,6 +207,8 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
             route = self.path.split("?", 1)[0]
             if route.endswith("/v1/messages"):
                 flavour = "anthropic"
+            elif route.endswith("/responses"):
+                flavour = "responses"
             elif route.endswith("/chat/completions"):
                 flavour = "openai"
             else:
@@ -228,6 +232,10 @@ def _handler_for(fake: FakeProvider) -> type[BaseHTTPRequestHandler]:
                     self._sse(_anthropic_events(reply, model), reply)
                 elif flavour == "anthropic":
                     self._json(200, _anthropic_message(reply, model))
+                elif flavour == "responses" and stream:
+                    self._sse(_responses_events(reply, model, body), reply)
+                elif flavour == "responses":
+                    self._json(200, _responses_response(reply, model, body, secrets.token_hex(6), done=True))
                 elif stream:
                     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                     self._sse(_openai_chunks(reply, model, include_usage), reply)
@@ -427,6 +435,94 @@ def _openai_chunks(reply: Reply, model: str, include_usage: bool) -> list[tuple[
     return [(None, json.dumps(c)) for c in chunks] + [(None, "[DONE]")]
 
 
+# --- OpenAI Responses -------------------------------------------------------------------------------
+
+
+def _responses_output(reply: Reply, tag: str) -> list[dict[str, Any]]:
+    """The finished output items: one assistant message, then a `function_call` item per call. Item
+    ids are unique per response, as OpenAI's are; call ids are the script's, or `call_fake_N`."""
+    items: list[dict[str, Any]] = []
+    if reply.text:
+        text = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
+        items.append({"type": "message", "id": f"msg_{tag}", "status": "completed", "role": "assistant",
+                      "content": [text]})  # fmt: skip
+    for n, call in enumerate(reply.tool_calls):
+        items.append({"type": "function_call", "id": f"fc_{tag}_{n}", "call_id": call.id or f"call_fake_{n}",
+                      "name": call.name, "arguments": _args_json(call), "status": "completed"})  # fmt: skip
+    return items
+
+
+def _responses_response(reply: Reply, model: str, request: Any, tag: str, *, done: bool) -> dict[str, Any]:
+    """The response object, as finished (with output and usage) or as just created; it echoes the
+    request's settings as the real API does."""
+    request = request if isinstance(request, dict) else {}
+    incomplete = done and reply.stop_reason is not None
+    return {
+        "id": f"resp_{tag}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": ("incomplete" if incomplete else "completed") if done else "in_progress",
+        "error": None,
+        "incomplete_details": {"reason": reply.stop_reason} if incomplete else None,
+        "instructions": request.get("instructions"),
+        "model": model,
+        "output": _responses_output(reply, tag) if done else [],
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": request.get("tools", []),
+        "store": request.get("store", True),
+        "usage": _responses_usage(reply) if done else None,
+    }
+
+
+def _responses_usage(reply: Reply) -> dict[str, Any]:
+    return {
+        "input_tokens": reply.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": reply.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": reply.input_tokens + reply.output_tokens,
+    }
+
+
+def _responses_events(reply: Reply, model: str, request: Any) -> list[tuple[str | None, str]]:
+    """The event sequence OpenAI streams: created, each item added, its deltas, done, completed."""
+    tag = secrets.token_hex(6)
+    created = _responses_response(reply, model, request, tag, done=False)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": created},
+        {"type": "response.in_progress", "response": created},
+    ]
+    for index, item in enumerate(_responses_output(reply, tag)):
+        where = {"output_index": index}
+        if item["type"] == "message":
+            [part] = item["content"]
+            ids = {"item_id": item["id"], **where, "content_index": 0}
+            events += [
+                {"type": "response.output_item.added", **where,
+                 "item": {**item, "status": "in_progress", "content": []}},
+                {"type": "response.content_part.added", **ids, "part": {**part, "text": ""}},
+                *({"type": "response.output_text.delta", **ids, "delta": piece, "logprobs": []}
+                  for piece in _pieces(part["text"], reply.chunk_size)),
+                {"type": "response.output_text.done", **ids, "text": part["text"], "logprobs": []},
+                {"type": "response.content_part.done", **ids, "part": part},
+            ]  # fmt: skip
+        else:
+            ids = {"item_id": item["id"], **where}
+            events += [
+                {"type": "response.output_item.added", **where,
+                 "item": {**item, "status": "in_progress", "arguments": ""}},
+                *({"type": "response.function_call_arguments.delta", **ids, "delta": piece}
+                  for piece in _pieces(item["arguments"], reply.chunk_size)),
+                {"type": "response.function_call_arguments.done", **ids, "arguments": item["arguments"]},
+            ]  # fmt: skip
+        events.append({"type": "response.output_item.done", **where, "item": item})
+    finished = _responses_response(reply, model, request, tag, done=True)
+    terminal = "response.incomplete" if finished["status"] == "incomplete" else "response.completed"
+    events.append({"type": terminal, "response": finished})
+    return [(event["type"], json.dumps({**event, "sequence_number": n})) for n, event in enumerate(events)]
+
+
 def _error_body(flavour: str, status: int, message: str) -> dict[str, Any]:
     if flavour == "anthropic":
         error_type = _ANTHROPIC_ERROR_TYPES.get(
@@ -453,7 +549,7 @@ def running_fake_provider(*, hang_limit: float = 30.0) -> Iterator[FakeProvider]
 
 def serve_fake_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProvider]:
     """The `fake_provider` fixture's body (conftest registers it): a fake Anthropic + OpenAI
-    server on 127.0.0.1, stopped after the test."""
+    (Responses and Chat Completions) server on 127.0.0.1, stopped after the test."""
     # Never route 127.0.0.1 through a proxy from the environment.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

@@ -4,6 +4,7 @@ the classification of provider failures. No test here reaches a real provider.""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models import Model, ModelRequestParameters, override_allow_model_requests
 from pydantic_ai.models.anthropic import AnthropicModel
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import ToolDefinition
 
@@ -53,7 +54,7 @@ from agentos_nb.errors import ModelNotAvailable
 
 ANTHROPIC_KEY = "sk-ant-test-a1b2c3d4e5f6"
 OPENAI_KEY = "sk-test-openai-f6e5d4c3b2a1"
-KEYS = {"anthropic": ANTHROPIC_KEY, "openai": OPENAI_KEY}
+KEYS = {"anthropic": ANTHROPIC_KEY, "openai": OPENAI_KEY, "openai-chat": OPENAI_KEY}
 
 
 def _offline_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
@@ -71,7 +72,7 @@ def resolve(
 
 
 def client_of(resolved: ResolvedModel) -> Any:
-    assert isinstance(resolved.model, AnthropicModel | OpenAIChatModel)
+    assert isinstance(resolved.model, AnthropicModel | OpenAIChatModel | OpenAIResponsesModel)
     return resolved.model.client
 
 
@@ -121,11 +122,19 @@ def test_anthropic_by_name_is_built_with_its_own_client() -> None:
     assert client.timeout == REQUEST_TIMEOUT
 
 
-@pytest.mark.parametrize("prefix", ["openai", "openai-chat"])
-def test_openai_by_name_uses_chat_completions(prefix: str) -> None:
-    resolved = resolve(f"{prefix}:gpt-x", env={"OPENAI_API_KEY": OPENAI_KEY})
-    assert type(resolved.model) is OpenAIChatModel  # not pydantic-ai's default, the Responses API
-    assert (resolved.name, resolved.provider) == ("openai:gpt-x", "openai")
+@pytest.mark.parametrize(
+    ("model", "api", "name"),
+    [
+        ("openai:gpt-x", OpenAIResponsesModel, "openai:gpt-x"),
+        ("gpt-x", OpenAIResponsesModel, "openai:gpt-x"),
+        ("openai-chat:gpt-x", OpenAIChatModel, "openai-chat:gpt-x"),
+    ],
+)
+def test_openai_by_name_uses_the_api_its_prefix_names(model: str, api: type[Model], name: str) -> None:
+    resolved = resolve(model, env={"OPENAI_API_KEY": OPENAI_KEY})
+    assert type(resolved.model) is api
+    assert resolved.model.model_name == "gpt-x"
+    assert (resolved.name, resolved.provider) == (name, "openai")
     client = client_of(resolved)
     assert isinstance(client, openai.AsyncOpenAI)
     assert client.api_key == OPENAI_KEY
@@ -210,7 +219,7 @@ def test_the_environment_picks_anthropic_then_openai() -> None:
 
     only_openai = resolve(None, env={"OPENAI_API_KEY": OPENAI_KEY})
     assert only_openai.name == f"openai:{DEFAULT_OPENAI_MODEL}"
-    assert isinstance(only_openai.model, OpenAIChatModel)
+    assert type(only_openai.model) is OpenAIResponsesModel  # its tools need it while it reasons
     assert only_openai.reason == "OPENAI_API_KEY is set in the session env"
 
     # A key given to the session says more than one the host happens to have.
@@ -251,12 +260,32 @@ def test_a_local_openai_compatible_server_needs_no_key(base_url: str) -> None:
         "openai",
         "given explicitly",
     )
+    assert type(resolved.model) is OpenAIChatModel
     client = client_of(resolved)
     assert client.api_key == LOCAL_PLACEHOLDER_KEY
     assert str(client.base_url).rstrip("/") == base_url.rstrip("/")
-    # The same through the environment, with a name.
-    from_env = resolve("openai:qwen3", env={"OPENAI_BASE_URL": base_url})
-    assert client_of(from_env).api_key == LOCAL_PLACEHOLDER_KEY
+    # The same through the environment, with a name, whose prefix says which API.
+    for prefix, api in (("openai", OpenAIResponsesModel), ("openai-chat", OpenAIChatModel)):
+        from_env = resolve(f"{prefix}:qwen3", env={"OPENAI_BASE_URL": base_url})
+        assert type(from_env.model) is api
+        assert client_of(from_env).api_key == LOCAL_PLACEHOLDER_KEY
+        assert str(client_of(from_env).base_url).rstrip("/") == base_url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    ("base_url", "api", "expected"),
+    [
+        (None, None, OpenAIResponsesModel),
+        ("https://proxy.example/v1", None, OpenAIChatModel),
+        ("https://proxy.example/v1", "responses", OpenAIResponsesModel),
+        (None, "chat", OpenAIChatModel),
+    ],
+)
+def test_model_config_picks_the_openai_api(base_url: str | None, api: Any, expected: type[Model]) -> None:
+    config = ModelConfig(provider="openai", name="gpt-x", base_url=base_url, api=api)
+    resolved = resolve(config, env={"OPENAI_API_KEY": OPENAI_KEY})
+    assert type(resolved.model) is expected
+    assert resolved.name == "openai:gpt-x"
 
 
 def test_a_remote_server_still_needs_a_key() -> None:
@@ -285,11 +314,17 @@ def test_model_config_is_strict() -> None:
         ModelConfig(provider="mistral", name="x")  # type: ignore[arg-type]
     with pytest.raises(pydantic.ValidationError):
         ModelConfig(provider="openai", name="")
+    with pytest.raises(pydantic.ValidationError, match="OpenAI models only"):
+        ModelConfig(provider="anthropic", name="claude-x", api="chat")
+    with pytest.raises(pydantic.ValidationError):
+        ModelConfig(provider="openai", name="x", api="completions")  # type: ignore[arg-type]
 
 
 # --- wiring against the fake server ------------------------------------------------------------------
 
-PROVIDERS = ["anthropic", "openai"]
+PROVIDERS = ["anthropic", "openai", "openai-chat"]
+"""A model prefix each: `openai` goes over the Responses API, `openai-chat` over Chat Completions."""
+PATHS = {"anthropic": "/v1/messages", "openai": "/v1/responses", "openai-chat": "/v1/chat/completions"}
 SCHEMA = {
     "type": "object",
     "properties": {"path": {"type": "string", "description": "the file"}, "limit": {"type": "integer"}},
@@ -342,10 +377,10 @@ async def test_a_text_reply(fake_provider: FakeProvider, provider: str) -> None:
     body = last_body(fake_provider)
     assert not body.get("stream")
     assert body["model"] == resolved.model.model_name
-    assert body["messages"][-1]["role"] == "user"
-    assert "Say hi" in str(body["messages"][-1]["content"])
-    path = "/v1/messages" if provider == "anthropic" else "/v1/chat/completions"
-    assert fake_provider.requests[-1].path.split("?")[0] == path
+    sent = body["input"] if provider == "openai" else body["messages"]
+    assert sent[-1]["role"] == "user"
+    assert "Say hi" in str(sent[-1]["content"])
+    assert fake_provider.requests[-1].path.split("?")[0] == PATHS[provider]
 
 
 @pytest.mark.anyio
@@ -369,6 +404,7 @@ async def test_a_streamed_text_reply_arrives_in_deltas(fake_provider: FakeProvid
     assert response.usage.output_tokens == 7
     assert last_body(fake_provider)["stream"] is True
     assert sent_key(fake_provider) == KEYS[provider]
+    assert fake_provider.requests[-1].path.split("?")[0] == PATHS[provider]
 
 
 @pytest.mark.anyio
@@ -392,11 +428,15 @@ async def test_a_tool_call(fake_provider: FakeProvider, provider: str, streamed:
     assert [(c.tool_name, c.args_as_dict(), c.tool_call_id) for c in calls] == [
         ("read", {"path": "notes/todo.md", "limit": 20}, "call-42")
     ]
-    assert response.finish_reason == "tool_call"
+    # The Responses API's status is `completed` with or without calls: pydantic-ai says "stop".
+    assert response.finish_reason == ("stop" if provider == "openai" else "tool_call")
     tools = last_body(fake_provider)["tools"]
     if provider == "anthropic":
         assert [t["name"] for t in tools] == ["read"]
         schema, description = tools[0]["input_schema"], tools[0]["description"]
+    elif provider == "openai":
+        assert [(t["type"], t["name"]) for t in tools] == [("function", "read")]
+        schema, description = tools[0]["parameters"], tools[0]["description"]
     else:
         assert [t["function"]["name"] for t in tools] == ["read"]
         schema, description = tools[0]["function"]["parameters"], tools[0]["function"]["description"]
@@ -417,7 +457,15 @@ async def test_a_tool_result_goes_back(fake_provider: FakeProvider, provider: st
     async with wired(fake_provider, provider) as resolved:
         response = await model_request(resolved.model, messages, model_request_parameters=WITH_TOOLS)
     assert [p.content for p in response.parts if isinstance(p, TextPart)] == ["Two things are left."]
-    sent = last_body(fake_provider)["messages"]
+    body = last_body(fake_provider)
+    if provider == "openai":
+        call, result = body["input"][-2], body["input"][-1]
+        assert (call["type"], call["call_id"], call["name"]) == ("function_call", "call-42", "read")
+        assert json.loads(call["arguments"]) == {"path": "notes/todo.md"}
+        assert (result["type"], result["call_id"]) == ("function_call_output", "call-42")
+        assert result["output"] == "- write tests\n- ship"
+        return
+    sent = body["messages"]
     if provider == "anthropic":
         assistant, result = sent[-2], sent[-1]
         assert assistant["role"] == "assistant"
@@ -440,7 +488,7 @@ async def test_a_tool_result_goes_back(fake_provider: FakeProvider, provider: st
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
 async def test_the_default_models_work_through_the_environment(
     fake_provider: FakeProvider, provider: str
 ) -> None:
@@ -467,6 +515,7 @@ async def test_the_default_models_work_through_the_environment(
     assert response.parts[0].content == "fine"
     assert stream.get().parts[0].content == "also fine"
     assert [r.api_key for r in fake_provider.requests] == [KEYS[provider]] * 2
+    assert {r.path for r in fake_provider.requests} == {PATHS[provider]}
 
 
 @pytest.mark.anyio
@@ -522,7 +571,7 @@ async def test_a_rejected_key_is_auth_and_not_transient(fake_provider: FakeProvi
     failure = classify_failure(error)
     assert failure is not None
     assert (failure.kind, failure.transient, failure.retry_after) == ("auth", False, None)
-    assert failure.message.startswith(f"{provider} rejected the API key (HTTP 401)")
+    assert failure.message.startswith(f"{resolved.provider} rejected the API key (HTTP 401)")
     assert_clean(failure.message)  # ...the classified one never does
 
 
@@ -591,7 +640,7 @@ async def test_a_dropped_connection_is_network(
         failure = classify_failure(await fail(resolved, streamed=streamed))
     assert failure is not None
     assert (failure.kind, failure.transient) == ("network", True)
-    assert failure.message.startswith(f"connection to {provider} failed")
+    assert failure.message.startswith(f"connection to {resolved.provider} failed")
     assert_clean(failure.message)
 
 
@@ -603,7 +652,7 @@ async def test_a_stream_cut_off_midway_is_network(fake_provider: FakeProvider, p
         failure = classify_failure(await fail(resolved, streamed=True), provider=resolved.provider)
     assert failure is not None
     assert (failure.kind, failure.transient) == ("network", True)
-    assert failure.message.startswith(f"connection to {provider} failed")
+    assert failure.message.startswith(f"connection to {resolved.provider} failed")
 
 
 @pytest.mark.anyio
@@ -620,7 +669,7 @@ async def test_a_hang_times_out(fake_provider: FakeProvider, provider: str, wher
     failure = classify_failure(error, provider=resolved.provider)
     assert failure is not None
     assert (failure.kind, failure.transient) == ("timeout", True)
-    assert failure.message.startswith(f"{provider} did not answer in time")
+    assert failure.message.startswith(f"{resolved.provider} did not answer in time")
     assert_clean(failure.message)
 
 

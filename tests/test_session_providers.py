@@ -1,5 +1,6 @@
 """Sessions on real providers' wire formats, against the fake server on 127.0.0.1: keys reach
-the model client and nothing else, tool calls round-trip, failures end turns clearly.
+the model client and nothing else, tool calls round-trip, failures end turns clearly. OpenAI runs
+over the Responses API (`openai:`) and over Chat Completions (`openai-chat:`, `ModelConfig(base_url=...)`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fake_providers import DROP, Failure, FakeProvider, Reply, ToolCall
 from pydantic_ai.models import override_allow_model_requests
 
 from agentos_nb import agent_os, errors
-from agentos_nb.agents.models import ModelConfig
+from agentos_nb.agents.models import DEFAULT_OPENAI_MODEL, ModelConfig
 from agentos_nb.software import Pi, RetryPolicy, common
 from conftest import next_event, notices_of, wait_until
 
@@ -44,6 +45,10 @@ def allowed():
         yield
 
 
+PROVIDERS = ["anthropic", "openai", "openai-chat"]
+PATHS = {"anthropic": "/v1/messages", "openai": "/v1/responses", "openai-chat": "/v1/chat/completions"}
+
+
 def keys_for(fake: FakeProvider, *providers: str) -> dict[str, str]:
     """A session env whose keys and base URLs point the providers (both by default) at the fake."""
     env = {}
@@ -56,16 +61,30 @@ def keys_for(fake: FakeProvider, *providers: str) -> dict[str, str]:
 
 def tool_results(fake: FakeProvider) -> list[str]:
     """The tool results the client sent back to the provider in its last request (each request
-    carries the whole conversation), in either format."""
-    found = []
-    for request in fake.requests[-1:]:
-        for message in (request.body or {}).get("messages", []):
-            if message.get("role") == "tool":
-                found.append(message["content"])
-            content = message.get("content")
-            if isinstance(content, list):
-                found += [json.dumps(block) for block in content if block.get("type") == "tool_result"]
-    return found
+    carries the whole conversation), in the shape of the API it went to: Anthropic's `tool_result`
+    blocks, Responses' `function_call_output` items, Chat Completions' `tool` messages."""
+    request = fake.requests[-1]
+    body = request.body or {}
+    if request.path.endswith("/responses"):
+        items = body.get("input", [])
+        return [
+            item["output"] if isinstance(item["output"], str) else json.dumps(item["output"])
+            for item in items
+            if item.get("type") == "function_call_output"
+        ]
+    if request.path.endswith("/chat/completions"):
+        return [message["content"] for message in body.get("messages", []) if message.get("role") == "tool"]
+    return [
+        json.dumps(block)
+        for message in body.get("messages", [])
+        if isinstance(message.get("content"), list)
+        for block in message["content"]
+        if block.get("type") == "tool_result"
+    ]
+
+
+def paths(fake: FakeProvider) -> set[str]:
+    return {request.path.split("?")[0] for request in fake.requests}
 
 
 async def assert_vm_holds_no_secret(vm, *secrets: str) -> None:
@@ -120,7 +139,8 @@ async def test_a_key_in_the_host_environment_picks_openai_and_stays_out(
     assert "host environment" in session.model_reason
     result = await vm.send_prompt(session.session_id, "Print your environment.")
     assert result.text == "Nothing here."
-    assert fake_provider.requests[0].path.endswith("/chat/completions")
+    assert paths(fake_provider) == {PATHS["openai"]}  # its tools need Responses while it reasons
+    assert fake_provider.requests[0].body["model"] == DEFAULT_OPENAI_MODEL
     assert {r.api_key for r in fake_provider.requests} == {OPENAI_SECRET}
     [sent_back] = tool_results(fake_provider)
     assert "HOME=/home/user" in sent_back
@@ -128,7 +148,7 @@ async def test_a_key_in_the_host_environment_picks_openai_and_stays_out(
     await assert_vm_holds_no_secret(vm, OPENAI_SECRET)
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_tool_calls_round_trip_and_text_streams_in_chunks(vm, fake_provider, allowed, provider):
     fake_provider.script(
         Reply(tool_calls=[ToolCall("write", {"path": "hello.py", "content": "print('hi')\n"}, id="call_1")]),
@@ -137,6 +157,7 @@ async def test_tool_calls_round_trip_and_text_streams_in_chunks(vm, fake_provide
     )
     env = keys_for(fake_provider)
     session = await vm.create_session("pi", model=f"{provider}:fake-model", env=env)
+    assert session.model == f"{provider}:fake-model"
     updates = [u async for u in vm.stream_prompt(session.session_id, "Write hello.py and run it.")]
     assert updates[-1].stop_reason == "end_turn"
     chunks = [u.content.text for u in updates if u.session_update == "agent_message_chunk"]
@@ -144,14 +165,20 @@ async def test_tool_calls_round_trip_and_text_streams_in_chunks(vm, fake_provide
     assert "".join(chunks) == "The script printed hi, as it should."
     assert await vm.read_file("hello.py", encoding="utf-8") == "print('hi')\n"
 
+    assert paths(fake_provider) == {PATHS[provider]}
     sent_back = tool_results(fake_provider)
+    assert len(sent_back) == 2
     assert "Wrote 12 bytes to /home/user/hello.py" in sent_back[0]
     assert "hi" in sent_back[-1]
+    if provider == "openai":  # Responses pairs each output with its call by `call_id`
+        items = fake_provider.requests[-1].body["input"]
+        answered = [item["call_id"] for item in items if item.get("type") == "function_call_output"]
+        assert answered == ["call_1", "call_2"]
     first = fake_provider.requests[0].body
     tools = first["tools"]
     names = [t.get("name") or t["function"]["name"] for t in tools]
     assert names == ["read", "write", "edit", "bash"]
-    system = json.dumps(first.get("system") or first["messages"][0])
+    system = json.dumps(first.get("system") or first.get("instructions") or first["messages"][0])
     assert "You are pi, a coding agent" in system
     assert "agentOS VM" in system
 
@@ -179,6 +206,7 @@ async def test_transient_failures_are_retried_with_notices(vm, fake_provider, al
     )
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.text == "finally"
+    assert paths(fake_provider) == {PATHS["openai"]}
     notices = await notices_of(vm, session.session_id)
     assert len(notices) == 3  # the model announced, then two retries
     assert "attempt 2 of 3" in notices[1]
@@ -191,12 +219,30 @@ async def test_transient_failures_are_retried_with_notices(vm, fake_provider, al
 
 
 async def test_an_openai_compatible_local_server_needs_no_key(vm, fake_provider, allowed):
-    fake_provider.script(Reply("local answer"))
+    fake_provider.script(
+        Reply(tool_calls=[ToolCall("bash", {"command": "echo from-the-vm"}, id="call_local")]),
+        Reply("local answer"),
+    )
     config = ModelConfig(provider="openai", name="llama3", base_url=fake_provider.base_url_openai)
     session = await vm.create_session("pi", model=config)
     assert session.model == "openai:llama3"
     assert (await vm.send_prompt(session.session_id, "hi")).text == "local answer"
     assert fake_provider.requests[0].body["model"] == "llama3"
+    assert paths(fake_provider) == {PATHS["openai-chat"]}  # what every compatible server speaks
+    [sent_back] = tool_results(fake_provider)
+    assert "from-the-vm" in sent_back
+    [call] = [m for m in fake_provider.requests[-1].body["messages"] if m.get("tool_calls")]
+    assert call["tool_calls"][0]["id"] == "call_local"
+
+
+async def test_a_model_config_can_ask_for_responses_on_its_server(vm, fake_provider, allowed):
+    fake_provider.script(Reply("through a proxy"))
+    config = ModelConfig(
+        provider="openai", name="gpt-fake", base_url=fake_provider.base_url_openai, api="responses"
+    )
+    session = await vm.create_session("pi", model=config, env=keys_for(fake_provider, "openai"))
+    assert (await vm.send_prompt(session.session_id, "hi")).text == "through a proxy"
+    assert paths(fake_provider) == {PATHS["openai"]}
 
 
 async def test_a_provider_without_its_key_is_a_clear_error(vm):
@@ -250,24 +296,29 @@ async def test_settings_with_a_key_are_saved_without_it(start_registry, fake_pro
     await vm.send_prompt(session.session_id, "one")
     await next_event(slept, "actor.slept")
     saved = json.loads(await registry.store.load_blob(await vm.resolve(), "sessions"))
-    assert saved[0]["model"] == {"provider": "openai", "name": "gpt-fake", "base_url": config.base_url}
+    assert saved[0]["model"] == {
+        "provider": "openai",
+        "name": "gpt-fake",
+        "base_url": config.base_url,
+        "api": None,
+    }
 
 
-async def test_a_retry_after_part_of_a_reply_says_the_reply_starts_again(vm, fake_provider, allowed):
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_retry_after_part_of_a_reply_says_the_reply_starts_again(
+    vm, fake_provider, allowed, provider
+):
     fake_provider.script(Reply("Hello, world, and more", chunk_size=3, drop_after=6), Reply("Hello again."))
-    session = await vm.create_session(
-        "pi",
-        model="anthropic:claude-fake",
-        env=keys_for(fake_provider, "anthropic"),
-    )
+    session = await vm.create_session("pi", model=f"{provider}:fake-model", env=keys_for(fake_provider))
     result = await vm.send_prompt(session.session_id, "hello")
     assert result.text == "Hello again."
+    assert paths(fake_provider) == {PATHS[provider]}
     notices = await notices_of(vm, session.session_id)
     assert len(notices) == 2
     assert "the reply so far was cut off and starts again" in notices[1]
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+@pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_cancelled_turn_leaves_a_conversation_the_provider_accepts(
     vm, fake_provider, allowed, provider
 ):
@@ -283,6 +334,7 @@ async def test_a_cancelled_turn_leaves_a_conversation_the_provider_accepts(
     assert (await turn).stop_reason == "cancelled"
     result = await vm.send_prompt(session.session_id, "what happened?")
     assert result.text == "Understood, it was cancelled."
+    assert paths(fake_provider) == {PATHS[provider]}
     [cancelled] = tool_results(fake_provider)
     assert "The user cancelled this before it finished." in cancelled
 

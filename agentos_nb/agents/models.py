@@ -4,6 +4,14 @@
 into a ready pydantic-ai model. API keys and base URLs come from the session's `env`, then the host
 environment, and go only into the SDK client built here on the host, never into the VM.
 
+OpenAI models go through the API their name asks for. `openai:NAME`, a bare `gpt-...` or `o...` name,
+and the default model `OPENAI_API_KEY` picks use the Responses API, which OpenAI's reasoning models
+need for tools (pydantic-ai refuses tools over Chat Completions while such a model reasons).
+`openai-chat:NAME` and `ModelConfig(provider="openai", base_url=...)` use Chat Completions, which every
+OpenAI-compatible server (ollama, vLLM, llama.cpp) speaks; `ModelConfig(api=...)` overrides either.
+`OPENAI_BASE_URL` only says where requests go, as for a proxy in front of OpenAI: with it, `openai:`
+still means Responses, so a server that speaks only Chat Completions wants `openai-chat:NAME`.
+
 `classify_failure` reads what pydantic-ai (or the SDK underneath) raised, so the session harness can
 retry what is transient and report the rest in one clean line, with every known secret redacted.
 """
@@ -22,7 +30,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_ai import exceptions as pai
 from pydantic_ai.models import Model
 
@@ -40,6 +48,7 @@ REQUEST_TIMEOUT = httpx2.Timeout(300.0, connect=10.0)
 """Per attempt: 10 s to connect, 300 s between bytes. The harness retries with backoff, so the SDK doesn't."""
 
 KNOWN_PROVIDERS = ("anthropic", "openai", "openai-chat", "offline")
+OpenAIApi = Literal["responses", "chat"]
 _KEY_VARS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 _URL_VARS = {"anthropic": "ANTHROPIC_BASE_URL", "openai": "OPENAI_BASE_URL"}
 
@@ -54,6 +63,15 @@ class ModelConfig(BaseModel):
     name: str = Field(min_length=1)
     base_url: str | None = None
     api_key: str | None = Field(default=None, repr=False)
+    api: OpenAIApi | None = None
+    """OpenAI's API: by default Chat Completions with a `base_url` (all compatible servers speak it),
+    else Responses. "responses" suits a proxy in front of OpenAI's reasoning models."""
+
+    @model_validator(mode="after")
+    def _api_is_openai_only(self) -> ModelConfig:
+        if self.api is not None and self.provider != "openai":
+            raise ValueError(f"api={self.api!r} applies to OpenAI models only")
+        return self
 
 
 @dataclass(frozen=True)
@@ -90,12 +108,15 @@ def resolve_model(
         )
     if isinstance(model, ModelConfig):
         _remember_secrets([model.api_key])
-        return _build(model.provider, model.name, sources, "given explicitly", model.api_key, model.base_url)
+        api = model.api or ("chat" if model.base_url else "responses")
+        return _build(
+            model.provider, model.name, sources, "given explicitly", model.api_key, model.base_url, api
+        )
     if isinstance(model, str):
-        provider, name = _split_name(model)
-        if provider == "offline":
+        prefix, name = _split_name(model)
+        if prefix == "offline":
             return _offline(offline, "given explicitly")
-        return _build(provider, name, sources, "given explicitly")
+        return _build(prefix, name, sources, "given explicitly")
 
     if model is not None:
         raise TypeError(
@@ -112,41 +133,45 @@ def resolve_model(
 
 
 def _split_name(model: str) -> tuple[str, str]:
-    """`provider:name`, or a bare name whose provider is inferred the way pydantic-ai used to."""
+    """`prefix:name` (`openai-chat` kept apart from `openai`), or a bare name whose provider is
+    inferred the way pydantic-ai used to."""
     text = model.strip()
     if text == "offline" or text.startswith("offline:"):
         return "offline", text
     if ":" in text:
-        provider, name = text.split(":", 1)
-        if provider not in KNOWN_PROVIDERS:
+        prefix, name = text.split(":", 1)
+        if prefix not in KNOWN_PROVIDERS:
             raise ModelNotAvailable(
-                f"unknown model provider {provider!r} in {model!r}: "
+                f"unknown model provider {prefix!r} in {model!r}: "
                 f"known providers are {', '.join(KNOWN_PROVIDERS)}"
             )
-        provider = "openai" if provider == "openai-chat" else provider
     elif text.startswith("claude"):
-        provider, name = "anthropic", text
+        prefix, name = "anthropic", text
     elif text.startswith(("gpt-", "o1", "o3", "o4")):
-        provider, name = "openai", text
+        prefix, name = "openai", text
     else:
         raise ModelNotAvailable(
             f"cannot tell which provider serves model {model!r}: "
             "write it as 'anthropic:NAME' or 'openai:NAME' "
-            "(for a local OpenAI-compatible server, set OPENAI_BASE_URL or use ModelConfig(base_url=...))"
+            "(for a local OpenAI-compatible server, 'openai-chat:NAME' with OPENAI_BASE_URL set, "
+            "or ModelConfig(provider='openai', name=NAME, base_url=...))"
         )
     if not name.strip():
-        raise ModelNotAvailable(f"model {model!r} names no model after {provider!r}")
-    return provider, name.strip()
+        raise ModelNotAvailable(f"model {model!r} names no model after {prefix!r}")
+    return prefix, name.strip()
 
 
 def _build(
-    provider: str,
+    prefix: str,
     name: str,
     sources: list[Mapping[str, str]],
     reason: str,
     api_key: str | None = None,
     base_url: str | None = None,
+    api: OpenAIApi | None = None,
 ) -> ResolvedModel:
+    """The model `prefix:name` (`openai-chat` is OpenAI over Chat Completions, and keeps its name)."""
+    provider = "openai" if prefix == "openai-chat" else prefix
     key_var, url_var = _KEY_VARS[provider], _URL_VARS[provider]
     api_key = api_key or _lookup(key_var, sources)
     base_url = base_url or _lookup(url_var, sources)
@@ -155,12 +180,16 @@ def _build(
             api_key = LOCAL_PLACEHOLDER_KEY
         else:
             raise ModelNotAvailable(
-                f"model {provider}:{name} needs an API key: set {key_var} in the session env "
+                f"model {prefix}:{name} needs an API key: set {key_var} in the session env "
                 f"(create_session(env={{'{key_var}': ...}})) or in the environment",
                 variable=key_var,
             )
-    build = _anthropic_model if provider == "anthropic" else _openai_model
-    return ResolvedModel(build(name, api_key, base_url), f"{provider}:{name}", provider, False, reason)
+    if provider == "anthropic":
+        model = _anthropic_model(name, api_key, base_url)
+    else:
+        api = api or ("chat" if prefix == "openai-chat" else "responses")
+        model = _openai_model(name, api_key, base_url, api)
+    return ResolvedModel(model, f"{prefix}:{name}", provider, False, reason)
 
 
 def _anthropic_model(name: str, api_key: str, base_url: str | None) -> Model:
@@ -179,18 +208,18 @@ def _anthropic_model(name: str, api_key: str, base_url: str | None) -> Model:
     return AnthropicModel(name, provider=AnthropicProvider(anthropic_client=client))
 
 
-def _openai_model(name: str, api_key: str, base_url: str | None) -> Model:
+def _openai_model(name: str, api_key: str, base_url: str | None, api: OpenAIApi) -> Model:
     try:
         from openai import AsyncOpenAI
-        from pydantic_ai.models.openai import OpenAIChatModel
+        from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
         from pydantic_ai.providers.openai import OpenAIProvider
     except ImportError as error:
         raise ModelNotAvailable("OpenAI models need the SDK: pip install 'agentos_nb[openai]'") from error
     client = AsyncOpenAI(
         api_key=api_key, base_url=base_url or OPENAI_API_URL, max_retries=0, timeout=REQUEST_TIMEOUT
     )
-    # Chat Completions, not pydantic-ai's default Responses API: every OpenAI-compatible server speaks it.
-    return OpenAIChatModel(name, provider=OpenAIProvider(openai_client=client))
+    model_class = OpenAIResponsesModel if api == "responses" else OpenAIChatModel
+    return model_class(name, provider=OpenAIProvider(openai_client=client))
 
 
 def _offline(factory: Callable[[], Model], reason: str) -> ResolvedModel:
