@@ -17,14 +17,15 @@ if TYPE_CHECKING:  # what type checkers and editors read; `_EXPORTS` says the sa
     from agentos_nb.actors.context import ActorContext
     from agentos_nb.actors.definition import ActorDefinition, ActorOptions, QueueSpec, actor, queue
     from agentos_nb.actors.handles import ActorHandle, Client, DeadLetter, SendResult
-    from agentos_nb.actors.queues import Message
-    from agentos_nb.actors.registry import Registry, setup
+    from agentos_nb.actors.message import Message
     from agentos_nb.agents.models import ModelConfig
+    from agentos_nb.app import Registry, setup
     from agentos_nb.events import Event, EventBus, Subscription
     from agentos_nb.http.client import create_client
     from agentos_nb.jupyter.extension import load_ipython_extension, unload_ipython_extension
     from agentos_nb.store import MemoryStore, Store
     from agentos_nb.vm.agent_os import agent_os
+    from agentos_nb.vm.handle import VmHandle
     from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
     from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate, Usage
     from agentos_nb.vm.shell import ShellLimits
@@ -34,14 +35,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentos_nb.actors.context": ("ActorContext",),
     "agentos_nb.actors.definition": ("ActorDefinition", "ActorOptions", "QueueSpec", "actor", "queue"),
     "agentos_nb.actors.handles": ("ActorHandle", "Client", "DeadLetter", "SendResult"),
-    "agentos_nb.actors.queues": ("Message",),
-    "agentos_nb.actors.registry": ("Registry", "setup"),
+    "agentos_nb.actors.message": ("Message",),
     "agentos_nb.agents.models": ("ModelConfig",),
+    "agentos_nb.app": ("Registry", "setup"),
     "agentos_nb.events": ("Event", "EventBus", "Subscription"),
     "agentos_nb.http.client": ("create_client",),
     "agentos_nb.jupyter.extension": ("load_ipython_extension", "unload_ipython_extension"),
     "agentos_nb.store": ("MemoryStore", "Store"),
     "agentos_nb.vm.agent_os": ("agent_os",),
+    "agentos_nb.vm.handle": ("VmHandle",),
     "agentos_nb.vm.models": ("DirEntry", "ExecResult", "FileRead", "FileStat", "FileWrite"),
     "agentos_nb.vm.session_models": (
         "AgentTypeInfo",
@@ -87,6 +89,7 @@ __all__ = [
     "ToolContext",
     "Toolkit",
     "Usage",
+    "VmHandle",
     "actor",
     "agent_os",
     "create_client",

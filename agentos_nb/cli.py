@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentos_nb import Registry, demo, errors
-from agentos_nb.actors.registry import SERVE_HOST, SERVE_PORT
+from agentos_nb.app import SERVE_HOST, SERVE_PORT, serve_until_signalled
 from agentos_nb.events import (
     ActorCrashed,
     ActorRef,
@@ -491,7 +491,7 @@ def load_registry(target: str) -> Registry:
 
 async def serve(console: Console, target: str, host: str, port: int, token: str | None) -> None:
     """Serve until Ctrl-C or SIGTERM; the token is shown here, once, unless it was given."""
-    from agentos_nb.http.server import ServerInfo, serve_until_signalled
+    from agentos_nb.http.server import ServerInfo
 
     registry = load_registry(target)
 

@@ -11,7 +11,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agentos_nb import ActorContext, Registry, ToolContext, actor, agent_os, host_tool, queue, setup, toolkit
+from agentos_nb import (
+    ActorContext,
+    Registry,
+    ToolContext,
+    VmHandle,
+    actor,
+    agent_os,
+    host_tool,
+    queue,
+    setup,
+    toolkit,
+)
 from agentos_nb.software import Pi, SoftwarePackage, common, pi
 
 # --- seed 000: a writer and a reviewer joined by a host tool -----------------------------------
@@ -29,8 +40,8 @@ class SubmitInput(BaseModel):
 
 async def submit(input: SubmitInput, ctx: ToolContext) -> dict[str, str]:
     """Runs on the host, never in the VM: copies the file to the reviewer and asks for a review."""
-    writer = ctx.client.writer.get_or_create(PROJECT)
-    reviewer = ctx.client.reviewer.get_or_create(PROJECT)
+    writer: VmHandle = ctx.client.writer.get_or_create(PROJECT)
+    reviewer: VmHandle = ctx.client.reviewer.get_or_create(PROJECT)
     content = await writer.read_file(input.path)
     await reviewer.write_file(input.path, content)
     session = await reviewer.create_session("pi")
@@ -102,7 +113,7 @@ class Issue(BaseModel):
 
 
 async def run_tasks(c: ActorContext) -> None:
-    agent = c.actors.vm.get_or_create(["task-agent"])
+    agent: VmHandle = c.actors.vm.get_or_create(["task-agent"])
     async for message in c.queue.iter():  # one message at a time
         session = await agent.create_session("pi")
         await agent.send_prompt(session.session_id, message.body.prompt)
@@ -110,7 +121,7 @@ async def run_tasks(c: ActorContext) -> None:
 
 
 async def run_reviews(c: ActorContext) -> None:
-    agent = c.actors.vm.get_or_create(["reviewer"])
+    agent: VmHandle = c.actors.vm.get_or_create(["reviewer"])
     session = await agent.create_session("pi")
     async for message in c.queue.iter(completable=True):
         text = (await agent.read_file(message.body.file)).decode()
@@ -127,7 +138,7 @@ async def ingest_issue(c: ActorContext, title: str, body: str) -> None:
 
 
 async def run_issues(c: ActorContext) -> None:
-    agent = c.actors.vm.get_or_create(["issue-worker"])
+    agent: VmHandle = c.actors.vm.get_or_create(["issue-worker"])
     async for message in c.queue.iter():
         session = await agent.create_session("pi")
         await agent.send_prompt(

@@ -2,6 +2,9 @@
 
 The codes are the contract: the HTTP face sends them over the wire and the remote client turns
 them back into these classes, so a caller handles `QueueFull` the same way in-process or not.
+Errors come in families that match their code's prefix (`QueueError` for `queue.*`, `ActorError`
+for `actor.*` and `action.*`, `SessionError`, `VmError`, `StoreError`), so a caller can catch a
+whole family at once.
 """
 
 from __future__ import annotations
@@ -22,11 +25,17 @@ class AgentOSError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
+        """The error as the HTTP face sends it: `{"error": code, "message": ..., **details}`,
+        from which the remote client raises the same class again."""
         return {"error": self.code, "message": self.message, **self.details}
 
 
 class ValidationError(AgentOSError):
-    """A queue body, response, action argument or option that does not fit its schema."""
+    """A queue body, response, action argument or option that does not fit its schema.
+
+    It shares pydantic's name on purpose: it is the error Rivet's users know, and it is what
+    pydantic's becomes at our boundary, every failing field named in one readable message.
+    It is not a subclass of pydantic's: catch `agentos_nb.errors.ValidationError`."""
 
     code = "validation_error"
 
@@ -41,55 +50,67 @@ class ValidationError(AgentOSError):
         return cls(f"{subject} is invalid: {listed}", errors=problems)
 
 
-class UnknownQueue(AgentOSError):
+class QueueError(AgentOSError):
+    """A send, receive or completion that the queue refused."""
+
+    code = "queue.error"
+
+
+class UnknownQueue(QueueError):
     """A send to a queue the actor does not declare (Rivet drops these silently)."""
 
     code = "queue.unknown"
 
 
-class QueueFull(AgentOSError):
+class QueueFull(QueueError):
     """The queue holds `max_queue_size` messages; nothing was stored, the sender may retry."""
 
     code = "queue.full"
 
 
-class MessageTooLarge(AgentOSError):
+class MessageTooLarge(QueueError):
     """The body serialises to more than `max_message_bytes`; nothing was stored."""
 
     code = "queue.message_too_large"
 
 
-class PreviousMessageNotCompleted(AgentOSError):
+class PreviousMessageNotCompleted(QueueError):
     """A consumer asked for a message while a completable one it holds is still open."""
 
     code = "queue.previous_message_not_completed"
 
 
-class AlreadyCompleted(AgentOSError):
+class AlreadyCompleted(QueueError):
     """`complete()` was called twice on one message."""
 
     code = "queue.already_completed"
 
 
-class MessageReleased(AgentOSError):
+class MessageReleased(QueueError):
     """`complete()` on a message this consumer no longer holds: it went back to its queue."""
 
     code = "queue.message_released"
 
 
-class MessageNotFound(AgentOSError):
+class MessageNotFound(QueueError):
     """No message with that id is known (never sent, or its record has been pruned)."""
 
     code = "queue.message_not_found"
 
 
-class UnknownActorType(AgentOSError, AttributeError):
+class ActorError(AgentOSError):
+    """An actor that cannot be found, made or reached, or an action of it that failed to run."""
+
+    code = "actor.error"
+
+
+class UnknownActorType(ActorError, AttributeError):
     """A client was asked for an actor name the registry does not define."""
 
     code = "actor.unknown_type"
 
 
-class ActorNotFound(AgentOSError):
+class ActorNotFound(ActorError):
     """No actor exists with that key or id."""
 
     code = "actor.not_found"
@@ -102,25 +123,31 @@ class ActorDestroyed(ActorNotFound):
     code = "actor.destroyed"
 
 
-class ActorAlreadyExists(AgentOSError):
+class ActorAlreadyExists(ActorError):
     """`create` was called for a key that already has an actor."""
 
     code = "actor.already_exists"
 
 
-class UnknownAction(AgentOSError, AttributeError):
+class ActionError(ActorError):
+    """An action call that cannot be made or did not finish."""
+
+    code = "action.error"
+
+
+class UnknownAction(ActionError, AttributeError):
     """The actor defines no action of that name."""
 
     code = "action.unknown"
 
 
-class ActionTimeout(AgentOSError):
+class ActionTimeout(ActionError):
     """An action ran past the actor's `action_timeout`."""
 
     code = "action.timed_out"
 
 
-class ActorStopped(AgentOSError):
+class ActorStopped(ActorError):
     """The actor slept, was destroyed, or its registry stopped before the call finished."""
 
     code = "actor.stopped"
@@ -138,6 +165,13 @@ class InvalidDefinition(AgentOSError):
     code = "definition.invalid"
 
 
+class VmError(AgentOSError):
+    """An agent VM that failed as a machine (its engine, not the command it ran). A command's own
+    failure is its exit code; a bad path or file is the matching `OSError`, as Python's own."""
+
+    code = "vm.error"
+
+
 class ToolError(AgentOSError):
     """Raised by a host tool's `execute` to fail with a plain message: the calling agent sees
     `{"ok": false, "error": "EXECUTION_ERROR", "message": ...}` without a Python type name."""
@@ -145,31 +179,43 @@ class ToolError(AgentOSError):
     code = "tool.error"
 
 
-class UnknownAgentType(AgentOSError):
+class SessionError(AgentOSError):
+    """A coding-agent session that cannot be created, found or prompted."""
+
+    code = "session.error"
+
+
+class UnknownAgentType(SessionError):
     """`create_session` named an agent type that no installed software package provides."""
 
     code = "session.unknown_agent_type"
 
 
-class SessionNotFound(AgentOSError):
+class SessionNotFound(SessionError):
     """No session of that id in this VM (never created, or closed and forgotten)."""
 
     code = "session.not_found"
 
 
-class SessionClosed(AgentOSError):
+class SessionClosed(SessionError):
     """The session was closed; it keeps its events but takes no more prompts."""
 
     code = "session.closed"
 
 
-class ModelNotAvailable(AgentOSError):
+class ModelNotAvailable(SessionError):
     """The model asked for cannot be used: an unknown provider, or its API key is not set."""
 
     code = "session.model_not_available"
 
 
-class StoreUnusable(AgentOSError):
+class StoreError(AgentOSError):
+    """A store that cannot be used as asked."""
+
+    code = "store.error"
+
+
+class StoreUnusable(StoreError):
     """A store file that cannot be opened: not SQLite, damaged, or written by a newer version.
     It is left exactly as it was."""
 

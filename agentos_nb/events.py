@@ -38,22 +38,32 @@ class Event(BaseModel):
 
 
 class ActorEvent(Event):
+    """An event about one actor: `actor` names it."""
+
     actor: ActorRef
 
 
 class ActorCreated(ActorEvent):
+    """An actor was created and its `on_create` ran; `actor.woke` follows."""
+
     type: Literal["actor.created"] = "actor.created"
 
 
 class ActorWoke(ActorEvent):
+    """An actor woke: loaded from the store, or just created."""
+
     type: Literal["actor.woke"] = "actor.woke"
 
 
 class ActorSlept(ActorEvent):
+    """An actor went to sleep: its state is saved, its messages wait in the store."""
+
     type: Literal["actor.slept"] = "actor.slept"
 
 
 class ActorDestroyed(ActorEvent):
+    """An actor was destroyed, with its state, queues and schedules."""
+
     type: Literal["actor.destroyed"] = "actor.destroyed"
 
 
@@ -71,12 +81,16 @@ class ActorCrashed(ActorEvent):
 
 
 class ActorBroadcast(ActorEvent):
+    """What an actor published with `c.broadcast(name, *args)`."""
+
     type: Literal["actor.broadcast"] = "actor.broadcast"
     name: str
     args: tuple[Any, ...] = ()
 
 
 class MessageEnqueued(ActorEvent):
+    """A message was stored on a queue; `size` is its body's length in bytes, as JSON."""
+
     type: Literal["message.enqueued"] = "message.enqueued"
     queue: str
     message_id: int
@@ -84,6 +98,8 @@ class MessageEnqueued(ActorEvent):
 
 
 class MessageRejected(ActorEvent):
+    """A send the queue refused, nothing stored: `code` is the error's (`queue.full`, ...)."""
+
     type: Literal["message.rejected"] = "message.rejected"
     queue: str
     code: str
@@ -91,6 +107,8 @@ class MessageRejected(ActorEvent):
 
 
 class MessageReceived(ActorEvent):
+    """A consumer took a message; `attempt` counts its deliveries, from 1."""
+
     type: Literal["message.received"] = "message.received"
     queue: str
     message_id: int
@@ -98,6 +116,8 @@ class MessageReceived(ActorEvent):
 
 
 class MessageCompleted(ActorEvent):
+    """A message was acknowledged; `response` is a completable one's answer."""
+
     type: Literal["message.completed"] = "message.completed"
     queue: str
     message_id: int
@@ -114,6 +134,8 @@ class MessageRedelivered(ActorEvent):
 
 
 class MessageDeadLettered(ActorEvent):
+    """A message failed its last attempt and left its queue for the dead letters."""
+
     type: Literal["message.dead_lettered"] = "message.dead_lettered"
     queue: str
     message_id: int
@@ -122,6 +144,8 @@ class MessageDeadLettered(ActorEvent):
 
 
 class MessageReplayed(ActorEvent):
+    """A dead letter went back to the tail of its queue (`replay`)."""
+
     type: Literal["message.replayed"] = "message.replayed"
     queue: str
     message_id: int
@@ -143,6 +167,8 @@ current_tool_call: ContextVar[ToolCallRef | None] = ContextVar("agentos_current_
 
 
 class ActionStarted(ActorEvent):
+    """An action call began; `call_id` pairs it with its `action.finished`."""
+
     type: Literal["action.started"] = "action.started"
     action: str
     call_id: int
@@ -152,6 +178,8 @@ class ActionStarted(ActorEvent):
 
 
 class ActionFinished(ActorEvent):
+    """An action call ended after `duration` seconds; `error` says why if it failed."""
+
     type: Literal["action.finished"] = "action.finished"
     action: str
     call_id: int
@@ -160,6 +188,8 @@ class ActionFinished(ActorEvent):
 
 
 class ScheduleFired(ActorEvent):
+    """A schedule came due and its action is being called."""
+
     type: Literal["schedule.fired"] = "schedule.fired"
     schedule_id: str
     action: str
@@ -187,6 +217,9 @@ class ToolCallStarted(ActorEvent):
 
 
 class ToolCallFinished(ActorEvent):
+    """A host tool call ended after `duration` seconds: with `result` if `ok`, else with
+    `error` (a `ToolErrorCode`) and `message`."""
+
     type: Literal["tool.call_finished"] = "tool.call_finished"
     call_id: int
     toolkit: str
@@ -224,6 +257,8 @@ class Subscription:
         self.closed = False
 
     def offer(self, event: Event) -> None:
+        """Buffer `event` if the filter wants it; never blocks. A full buffer drops its oldest
+        event, counted in `missed` and told to the reader by an `EventsDropped` ahead of the rest."""
         if self._accept is not None:
             try:
                 if not self._accept(event):
@@ -269,6 +304,7 @@ class Subscription:
                     self._waiter = None
 
     def close(self) -> None:
+        """Stop receiving: the reader finishes what is buffered, then its `async for` ends."""
         self.closed = True
         self._bus.unsubscribe(self)
         if self._waiter is not None and not self._waiter.done():
@@ -295,9 +331,11 @@ class EventBus:
 
     @property
     def active(self) -> bool:
+        """Whether anyone subscribes: check it before building an event nobody would read."""
         return bool(self._subscriptions)
 
     def publish(self, event: Event) -> None:
+        """Offer `event` to every subscription; a slow reader loses its oldest, never stalls this."""
         for subscription in self._subscriptions:
             subscription.offer(event)
 
@@ -314,6 +352,8 @@ class EventBus:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        """Stop offering events to `subscription` (`subscription.close()` does it too); an
+        unknown one is ignored."""
         self._subscriptions = [s for s in self._subscriptions if s is not subscription]
 
     def close(self) -> None:

@@ -55,7 +55,7 @@ from report import Row, print_rows, print_table
 
 from agentos_nb import ActorHandle, ToolContext, agent_os, host_tool, setup, toolkit
 from agentos_nb.software import common
-from agentos_nb.vm import tool_cli
+from agentos_nb.vm import tool_cli, tool_results
 from agentos_nb.vm.host_calls import HostCalls
 from agentos_nb.vm.shell import HOME, CommandCall, CommandReply, Shell, ShellLimits, _wrap
 
@@ -355,7 +355,7 @@ async def breakdown(sizes: Sizes) -> list[Split]:
 
     def parse_and_reply() -> str:
         tool_cli.parse_tool_input(NoopInput, [], stdin=None)
-        return tool_cli.ok_result({})
+        return tool_results.ok_result({})
 
     three, empty = prints("3\n"), prints("")
     registry = setup(use={"vm": agent_os(software=[common], toolkits=[BENCH_KIT])}, name="bench-split")

@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 
 from agentos_nb import ToolContext, agent_os, errors, host_tool, toolkit
 from agentos_nb.software import common
-from agentos_nb.vm.host_calls import HostCalls
+from agentos_nb.vm.host_calls import read_request
 from agentos_nb.vm.shell import CommandCall
 from agentos_nb.vm.tool_cli import HELP_TOKENS, render_argv
+from agentos_nb.vm.tool_results import ToolFailure
 from tests.conftest import next_event
 from tests.test_tool_cli import SUBMIT_VALUES, Submit, _junk, review_toolkit
 
@@ -340,16 +341,16 @@ async def test_a_tool_may_run_commands_in_the_vm_that_called_it(start_registry):
 @settings(max_examples=150, deadline=None)
 @given(SUBMIT_VALUES, _junk(), st.booleans())
 def test_malformed_argv_exits_2_with_a_json_error_naming_the_culprit(values, junk, first):
-    """The parser's property, seen from inside the VM: the command's stdout and exit code."""
+    """The parser's property, as the VM shows it: the command's stdout and exit code."""
     fault, culprit = junk
     assume(culprit not in HELP_TOKENS)  # those ask for help, as the next test shows
     valid = render_argv(Submit, values)
     argv = ["submit", *fault, *valid] if first else ["submit", *valid, *fault]
-    commands = HostCalls(c=None, toolkits=[review_toolkit()], read_text=lambda path, cwd: "{}").commands()
     call = CommandCall(name="agentos-review", argv=argv, stdin=None, env={}, cwd="/home/user")
-    reply = asyncio.run(commands["agentos-review"](call))
-    body = _json(reply.stdout)
-    assert (reply.exit_code, body["ok"], body["error"]) == (2, False, "VALIDATION_ERROR")
+    with pytest.raises(ToolFailure) as rejected:
+        read_request(review_toolkit(), call, read_text=lambda path, cwd: "{}")
+    body = _json(rejected.value.stdout)
+    assert (rejected.value.exit_code, body["ok"], body["error"]) == (2, False, "VALIDATION_ERROR")
     assert culprit in body["message"] or repr(culprit) in body["message"]
 
 

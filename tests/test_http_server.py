@@ -10,6 +10,7 @@ import logging
 import os
 import stat
 
+import anyio
 import httpx
 import psutil
 import pytest
@@ -731,6 +732,37 @@ async def test_stopping_lets_requests_under_way_finish_and_refuses_new_ones(serv
     assert (reply.status_code, reply.json()["error"]) == (503, "http.stopping")
     gate.set()
     assert (await under_way).json()["result"] == "done"
+    await stopping
+    assert served.registry.phase == "stopped"
+
+
+async def test_stop_with_no_grace_during_a_stop_cuts_the_drain_short(serve):
+    """What a second Ctrl-C does, in-process: the request under way is cancelled unanswered, its
+    action with it, the runtime file goes at once, and the stop ends without the drain's wait."""
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def endless(c: ActorContext) -> str:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+        return "never"
+
+    served = await serve(worker=actor(actions={"endless": endless}))
+    runtime_file = anyio.Path(served.registry.server.info.runtime_file)
+    under_way = asyncio.ensure_future(served.http.post("/actors/worker/w/actions/endless"))
+    await started.wait()
+    stopping = asyncio.ensure_future(served.registry.stop())
+    await wait_until(lambda: not served.registry.server.accepting)
+    assert not stopping.done()  # the drain waits for the request under way
+    assert await runtime_file.exists()
+    await asyncio.wait_for(served.registry.stop(grace=0), 5)
+    assert not await runtime_file.exists()
+    assert cancelled.is_set()
+    with pytest.raises(httpx.TransportError):
+        await under_way  # cut short: no reply
     await stopping
     assert served.registry.phase == "stopped"
 

@@ -46,7 +46,8 @@ from agentos_nb.agents.offline import (
 )
 from agentos_nb.agents.tool_inputs import TOOL_INPUTS
 from agentos_nb.errors import ValidationError
-from agentos_nb.vm.tool_cli import error_result, ok_result, tool_reference
+from agentos_nb.vm.tool_cli import tool_reference
+from agentos_nb.vm.tool_results import error_result, ok_result
 from agentos_nb.vm.toolkits import host_tool, toolkit
 
 

@@ -13,18 +13,16 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentos_nb.vm.tool_cli import (
-    EXIT_CODES,
     ToolUsageError,
-    error_result,
     flag_for,
     list_tools_text,
-    ok_result,
     parse_tool_input,
     render_argv,
     tool_help,
     tool_reference,
     toolkit_help,
 )
+from agentos_nb.vm.tool_results import EXIT_CODES, ToolErrorCode, error_result, ok_result
 from agentos_nb.vm.toolkits import Toolkit, host_tool, toolkit
 
 PROPERTY = settings(max_examples=200, deadline=None)
@@ -626,7 +624,7 @@ def test_ok_result_is_one_json_line_with_pydantic_values_dumped() -> None:
 
 def test_error_result_is_one_json_line() -> None:
     assert (
-        error_result("TIMEOUT", "took 30 s ✗")
+        error_result(ToolErrorCode.TIMEOUT, "took 30 s ✗")
         == '{"ok": false, "error": "TIMEOUT", "message": "took 30 s ✗"}\n'
     )
 

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from agentos_nb import ExecResult, ShellLimits, agent_os, errors
+from agentos_nb import ExecResult, ShellLimits, actor, agent_os, errors
 from agentos_nb.software import common
+from agentos_nb.vm.agent_os import exec_command, is_vm, readdir
 from agentos_nb.vm.shell import engine_commands
 from tests.conftest import next_event
 
@@ -510,3 +511,9 @@ async def test_dev_is_not_saved_as_files(start_registry):
     with registry.bus.subscribe(types=["actor.slept"]) as slept:
         await next_event(slept, "actor.slept")
     assert b"dev/urandom" not in await registry.store.load_blob(actor_id, "filesystem")
+
+
+def test_a_vm_type_is_one_agent_os_made_not_one_with_the_same_actions():
+    assert is_vm(agent_os())
+    assert is_vm(agent_os(software=[common], options={"sleep_timeout": 5}))
+    assert not is_vm(actor(actions={"exec": exec_command, "readdir": readdir}))

@@ -4,33 +4,44 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic
+
+from typing_extensions import TypeVar
 
 from agentos_nb.events import ActorBroadcast, ActorRef, EventBus
 
 if TYPE_CHECKING:
+    from agentos_nb.actors.consumer import QueueConsumer
     from agentos_nb.actors.handles import Client
     from agentos_nb.actors.instance import ActorInstance
-    from agentos_nb.actors.queues import QueueConsumer
     from agentos_nb.actors.scheduling import Schedule
 
 T = TypeVar("T")
+StateT = TypeVar("StateT", default=Any)
+VarsT = TypeVar("VarsT", default=Any)
 
 
-class ActorContext:
+class ActorContext(Generic[StateT, VarsT]):
+    """What an actor's code gets as `c`. Generic over the types of `state` and `vars`, like
+    pydantic-ai's `RunContext[Deps]`: `c: ActorContext[Counter, httpx.AsyncClient]` types
+    `c.state` and `c.vars`; a bare `ActorContext` leaves both `Any`."""
+
     def __init__(self, instance: ActorInstance) -> None:
         self._instance = instance
 
     @property
     def name(self) -> str:
+        """The actor's type: its name in `setup(use=...)`."""
         return self._instance.ref.name
 
     @property
     def key(self) -> tuple[str, ...]:
+        """What tells this actor from the others of its type (`get_or_create(key)`)."""
         return self._instance.ref.key
 
     @property
     def actor_id(self) -> str:
+        """This actor's id, unique in its store and the same across sleeps."""
         return self._instance.ref.actor_id
 
     @property
@@ -53,29 +64,31 @@ class ActorContext:
         await self._instance.registry.store.save_blob(self.actor_id, name, data)
 
     async def load_blob(self, name: str) -> bytes | None:
+        """What `save_blob` kept under `name`; None if nothing was."""
         return await self._instance.registry.store.load_blob(self.actor_id, name)
 
     @property
-    def state(self) -> Any:
+    def state(self) -> StateT:
         """Saved to the store after changes (every `state_save_interval`) and on sleep."""
         return self._instance.state
 
     @state.setter
-    def state(self, value: Any) -> None:
+    def state(self, value: StateT) -> None:
         self._instance.state = value
         self._instance.state_touched()
 
     @property
-    def vars(self) -> Any:
+    def vars(self) -> VarsT:
         """Ephemeral: rebuilt on every wake, never saved."""
         return self._instance.vars
 
     @vars.setter
-    def vars(self, value: Any) -> None:
+    def vars(self, value: VarsT) -> None:
         self._instance.vars = value
 
     @property
     def queue(self) -> QueueConsumer:
+        """This actor's queues: `await c.queue.next(...)`, `async for m in c.queue.iter()`."""
         return self._instance.consumer
 
     @property
@@ -85,6 +98,8 @@ class ActorContext:
 
     @property
     def schedule(self) -> Schedule:
+        """Call one of this actor's actions later (`await c.schedule.after(60, "tick")`), even
+        if it sleeps meanwhile."""
         return self._instance.schedule
 
     @property

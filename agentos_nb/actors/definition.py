@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from agentos_nb.actors.handles import ActorHandle
 from agentos_nb.errors import InvalidDefinition
 
 Hook = Callable[..., Any]
@@ -72,6 +73,9 @@ def queue(
 
 @dataclass(frozen=True, slots=True)
 class ActorDefinition:
+    """An actor type, as `actor(...)` (or `agent_os(...)`) made and checked it: hand it to
+    `setup(use={"name": definition})`. Frozen: change one with `dataclasses.replace`."""
+
     state: Any
     vars: Any
     actions: Mapping[str, Hook]
@@ -83,8 +87,13 @@ class ActorDefinition:
     on_destroy: Hook | None
     options: ActorOptions
     state_adapter: TypeAdapter[Any] = field(repr=False)
+    handle_class: type[ActorHandle] = field(default=ActorHandle, repr=False)
+    """What `client.NAME.get_or_create(...)` makes: a subclass adds typed methods (a VM's, made
+    by `agent_os(...)`), without `actors/` knowing of VMs."""
 
     def initial_state(self) -> Any:
+        """A new actor's state: a new instance of a model class, else a deep copy of the model
+        or dict given, so that no two actors share one."""
         kind = _state_kind(self.state)
         if kind == "model_class":
             return self.state()
@@ -93,11 +102,13 @@ class ActorDefinition:
         return copy.deepcopy(self.state)
 
     def initial_vars(self, context: Any) -> Any:
+        """`vars` for a waking actor: the factory's result given its context, or a fresh copy."""
         if callable(self.vars):
             return self.vars(context)
         return copy.deepcopy(self.vars)
 
     def queue_limits(self, name: str) -> tuple[int, int]:
+        """(max size, max message bytes) of a declared queue: its own, else the actor's options."""
         spec = self.queues[name]
         return (
             spec.max_size or self.options.max_queue_size,

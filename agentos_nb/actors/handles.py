@@ -11,11 +11,13 @@ import contextlib
 import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
+from typing_extensions import override
 
+from agentos_nb.actors.calls import ActionCall
 from agentos_nb.errors import (
     ActorDestroyed,
     ActorNotFound,
@@ -54,6 +56,8 @@ class DeadLetter(BaseModel):
 
 
 def normalize_key(key: Key) -> tuple[str, ...]:
+    """A key as the runtime keeps it: "a" is ("a",), a list a tuple. Raises `ValidationError`
+    for a part that is not a string."""
     parts = (key,) if isinstance(key, str) else tuple(key)
     for part in parts:
         if not isinstance(part, str):
@@ -82,6 +86,7 @@ class ActorReference:
 
     @property
     def name(self) -> str:
+        """The actor's type: its name in `setup(use=...)`."""
         return self._name
 
     @property
@@ -99,7 +104,8 @@ class ActorReference:
 
 
 class ActorHandle(ActorReference):
-    """A reference to one actor. Its actions are methods: `await handle.ingest_issue(...)`."""
+    """A reference to one actor. Its actions are methods: `await handle.ingest_issue(...)`, or
+    `async for item in handle.some_stream(...)` for a streaming action (see `ActionCall`)."""
 
     def __init__(
         self,
@@ -155,11 +161,11 @@ class ActorHandle(ActorReference):
             lambda actor_id: self._registry.wait_for(actor_id, message_id, timeout=timeout)
         )
 
-    async def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call an action; a streaming one (an async generator) gives the list of what it yielded."""
         return await self._retrying(lambda actor_id: self._registry.invoke(actor_id, action, args, kwargs))
 
-    async def stream(self, action: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    async def stream(self, action: str, /, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         """Call a streaming action and yield its items as they come.
 
         The action runs inside the actor (holding sleep off, stopping with it), not in the
@@ -193,25 +199,25 @@ class ActorHandle(ActorReference):
                     await task
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        """The actor's dead letters, of one queue if given; raises `UnknownQueue` for a queue the
+        actor does not declare."""
         return await self._retrying(lambda actor_id: self._registry.dead_letters(actor_id, queue))
 
     async def replay(self, message_id: int) -> None:
         """Put a dead letter back at the tail of its queue, its attempts reset."""
         await self._retrying(lambda actor_id: self._registry.replay(actor_id, message_id))
 
-    def __getattr__(self, action: str) -> Callable[..., Awaitable[Any] | AsyncIterator[Any]]:
+    def __getattr__(self, action: str) -> Callable[..., ActionCall[Any, Any]]:
         if action.startswith("_"):
             raise AttributeError(action)
         definition = self._registry.definitions[self._name]
         if action not in definition.actions:
             defined = ", ".join(sorted(definition.actions)) or "none"
             raise UnknownAction(f"actor {self._name!r} has no action {action!r} (defined: {defined})")
-        if inspect.isasyncgenfunction(definition.actions[action]):
-            return functools.partial(self.stream, action)
-        return functools.partial(self.call, action)
+        return functools.partial(ActionCall, self, action)
 
     def __dir__(self) -> list[str]:
-        return [*super().__dir__(), *self._registry.definitions[self._name].actions]
+        return sorted({*super().__dir__(), *self._registry.definitions[self._name].actions})
 
     def __repr__(self) -> str:
         return f"<ActorHandle {self._name} {self._where()}>"
@@ -253,6 +259,8 @@ class Accessor(ABC, Generic[HandleT]):
         """Create the actor now; raises `ActorAlreadyExists` if the key is taken."""
 
     def get_or_create(self, key: Key = (), *, create_with_input: Any = None) -> HandleT:
+        """A handle to the actor with this key, created on the first call if it does not exist
+        (its `on_create` then gets `create_with_input`). Makes no call itself."""
         return self._handle(normalize_key(key), None, "get_or_create", create_with_input)
 
     def get(self, key: Key = ()) -> HandleT:
@@ -260,10 +268,13 @@ class Accessor(ABC, Generic[HandleT]):
         return self._handle(normalize_key(key), None, "get")
 
     def get_for_id(self, actor_id: str) -> HandleT:
+        """A handle to the actor with this id; calls raise `ActorNotFound` if there is none."""
         return self._handle(None, actor_id, "id")
 
 
 class ActorAccessor(Accessor[ActorHandle]):
+    """`client.NAME` in-process: handles on the registry itself, no network in between."""
+
     def __init__(self, registry: Registry, name: str) -> None:
         super().__init__(name)
         self._registry = registry
@@ -271,10 +282,13 @@ class ActorAccessor(Accessor[ActorHandle]):
     def _handle(
         self, key: tuple[str, ...] | None, actor_id: str | None, lookup: Lookup, create_input: Any = None
     ) -> ActorHandle:
-        return ActorHandle(
+        """An instance of the handle class the actor type asks for (typed, for a VM)."""
+        handle_class = self._registry.definitions[self._name].handle_class
+        return handle_class(
             self._registry, self._name, key=key, actor_id=actor_id, lookup=lookup, create_input=create_input
         )
 
+    @override
     async def create(self, key: Key = (), *, input: Any = None) -> ActorHandle:
         normalized = normalize_key(key)
         return self._handle(

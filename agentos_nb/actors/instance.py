@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pydantic_core
 
+from agentos_nb.actors.consumer import QueueConsumer
 from agentos_nb.actors.context import ActorContext
+from agentos_nb.actors.deadlines import TimeLimit, TimeLimitReached, being_cancelled
 from agentos_nb.actors.definition import ActorDefinition
-from agentos_nb.actors.queues import Mailbox, MailboxClosed, Message, QueueConsumer
+from agentos_nb.actors.mailbox import Mailbox, MailboxClosed
+from agentos_nb.actors.message import Message
 from agentos_nb.actors.scheduling import Schedule
 from agentos_nb.errors import ActionTimeout, ActorStopped, UnknownAction, ValidationError
 from agentos_nb.events import (
@@ -55,7 +58,7 @@ class ActorInstance:
             plan=registry.queue_plan(record.name),
             store=registry.store,
             bus=registry.bus,
-            on_settled=registry.settle,
+            completions=registry.completions,
             on_activity=self._touch,
         )
         self.consumer = QueueConsumer(self.mailbox)
@@ -107,12 +110,7 @@ class ActorInstance:
 
     async def replay(self, message_id: int) -> MessageRecord:
         """Move a dead letter back into its queue, through this awake instance."""
-        return await self._write(self._replay(message_id))
-
-    async def _replay(self, message_id: int) -> MessageRecord:
-        record = await self.registry.store.replay(message_id)
-        self.mailbox.adopt(record)
-        return record
+        return await self._write(self.mailbox.replay(message_id))
 
     async def _write(self, work: Coroutine[Any, Any, T]) -> T:
         """Run a request that writes to this actor's queues; `stop()` waits for these, so a
@@ -146,12 +144,9 @@ class ActorInstance:
         self._tasks.add(task)
         error: BaseException | None = None
         try:
-            async with asyncio.timeout(self.definition.options.action_timeout) as deadline:
+            async with TimeLimit(self.definition.options.action_timeout):
                 return await task
-        except TimeoutError as raised:
-            if not deadline.expired():  # the action's own TimeoutError, not our deadline
-                error = raised
-                raise
+        except TimeLimitReached:
             error = ActionTimeout(
                 f"action {name!r} of actor {self.ref.name!r} ran past its "
                 f"{self.definition.options.action_timeout:g} s timeout",
@@ -159,7 +154,7 @@ class ActorInstance:
             )
             raise error from None
         except asyncio.CancelledError:
-            if task.cancelled() and not _current_task_cancelling():
+            if task.cancelled() and not being_cancelled():  # the actor stopped, not our caller
                 error = ActorStopped(
                     f"actor {self.ref.name!r} stopped before action {name!r} finished", action=name
                 )
@@ -263,7 +258,7 @@ class ActorInstance:
         options = self.definition.options
         backoff = options.restart_backoff
         while self.phase == "awake":
-            progress_before = self.mailbox.completed_total
+            progress_before = self.mailbox.state.completed_total
             try:
                 await _call(self.definition.run, self.context)
             except asyncio.CancelledError:
@@ -274,7 +269,7 @@ class ActorInstance:
                     await self.consumer.abandon(error=f"run loop crashed: {type(error).__name__}: {error}")
                 except Exception as store_error:  # the messages stay leased; a restart counts them
                     self.registry.report_crash(self.ref, "run", store_error)
-                if self.mailbox.completed_total > progress_before:
+                if self.mailbox.state.completed_total > progress_before:
                     backoff = options.restart_backoff
                 restarts = self.phase == "awake"
                 self._emit(
@@ -299,8 +294,8 @@ class ActorInstance:
         return (
             not self._tasks  # actions and keep_awake work
             and self._writes == 0
-            and not self.mailbox.in_flight
-            and (run is None or run.done() or self.mailbox.consumer_waiting)
+            and not self.mailbox.state.in_flight
+            and (run is None or run.done() or self.mailbox.state.consumer_waiting)
         )
 
     def request_stop(self, *, destroy: bool, asked: bool = False) -> None:
@@ -316,7 +311,7 @@ class ActorInstance:
             if timer is not None:
                 timer.cancel()
         self._save_timer = None
-        self.mailbox.close()
+        self.mailbox.state.close()
         if self._writes:  # sends already past their phase check land before anything stops
             self._writes_drained = self._loop.create_future()
             await self._writes_drained
@@ -413,8 +408,3 @@ async def _call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-def _current_task_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

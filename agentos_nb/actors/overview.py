@@ -66,7 +66,7 @@ async def overview(registry: Registry) -> list[ActorView]:
 
 
 def _awake_view(instance: ActorInstance) -> ActorView:
-    mailbox = instance.mailbox
+    mailbox = instance.mailbox.state
     in_flight: dict[str, int] = {}
     for message in mailbox.in_flight.values():
         in_flight[message.name] = in_flight.get(message.name, 0) + 1
@@ -85,7 +85,7 @@ def _awake_view(instance: ActorInstance) -> ActorView:
         name=instance.ref.name,
         key=instance.ref.key,
         actor_id=instance.ref.actor_id,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         state_preview=_preview(instance.state_json()),
         queues=queues,
     )

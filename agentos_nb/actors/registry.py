@@ -1,11 +1,14 @@
-"""`setup(use=...)` and the registry: where actors are found, woken, put to sleep and stopped.
+"""The runtime registry: where actors are found, woken, put to sleep and stopped.
 
 A registry runs on the event loop it was started on. In a notebook that is the kernel's loop,
-so `registry.start()` returns at once and actors work in the background between cells; in a
-plain script, with no loop running, `registry.start()` serves the HTTP API and blocks, as the
-seed's server does (`agentos_nb.http`, loaded only then, or by `serve()`).
+so `registry.start()` returns at once and actors work in the background between cells.
 Starting a registry stops any running registry of the same name on the same loop first, so
 re-running a setup cell never leaves two runtimes working (one left on a closed loop is dropped).
+
+The runtime knows nothing of HTTP or widgets: what serves it from outside is attached as a
+`Face` (`actors/faces.py`), which stopping drains first and closes last. The registry that
+`setup(...)` returns, with `start()` serving in a script, `serve()` and `dashboard()`, is this
+one with its faces composed on top (`agentos_nb/app.py`).
 """
 
 from __future__ import annotations
@@ -13,28 +16,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import pydantic
 from pydantic_core import to_json
 
-from agentos_nb.actors.deadlines import deadline_after, wait_until
+from agentos_nb.actors.completions import Completions
+from agentos_nb.actors.deadlines import deadline_after
 from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.actors.faces import Face
 from agentos_nb.actors.handles import Client, DeadLetter, SendResult
 from agentos_nb.actors.instance import ActorInstance
+from agentos_nb.actors.mailbox import MailboxClosed
 from agentos_nb.actors.overview import ActorView, overview
-from agentos_nb.actors.queues import MailboxClosed, Outcome, QueuePlan
+from agentos_nb.actors.queue_plan import QueuePlan
 from agentos_nb.actors.scheduling import Scheduler
 from agentos_nb.errors import (
     ActorAlreadyExists,
     ActorDestroyed,
     ActorNotFound,
     AgentOSError,
-    InvalidDefinition,
     MessageNotFound,
     RegistryNotRunning,
     UnknownQueue,
@@ -42,12 +46,8 @@ from agentos_nb.errors import (
 )
 from agentos_nb.events import ActorCrashed, ActorCreated, ActorRef, CrashPhase, EventBus, MessageReplayed
 from agentos_nb.events import ActorDestroyed as ActorDestroyedEvent
-from agentos_nb.store import Store, open_store
+from agentos_nb.store import Store
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
-
-if TYPE_CHECKING:
-    from agentos_nb.http.server import HttpServer, ServerInfo
-    from agentos_nb.jupyter.dashboard import Dashboard
 
 T = TypeVar("T")
 Phase = Literal["new", "starting", "running", "stopping", "stopped"]
@@ -56,14 +56,12 @@ Phase = Literal["new", "starting", "running", "stopping", "stopped"]
 _running: dict[str, Registry] = {}
 # Grace given to the work of a registry that a new start of the same name replaces.
 REPLACED_GRACE = 1.0
-# Where `start()` serves in a plain script, as Rivet's registries do.
-SERVE_HOST = "127.0.0.1"
-SERVE_PORT = 6420
-
-logger = logging.getLogger(__name__)
 
 
 class Registry:
+    """The runtime: the actor definitions, their store, their event bus and the actors awake,
+    on one event loop. `setup(...)` returns it with its faces composed on (`agentos_nb.app`)."""
+
     def __init__(self, definitions: Mapping[str, ActorDefinition], store: Store, name: str) -> None:
         self.name = name
         self.definitions: dict[str, ActorDefinition] = dict(definitions)
@@ -76,56 +74,28 @@ class Registry:
         self._queue_plans: dict[str, QueuePlan] = {}
         self._wakes: dict[str, asyncio.Task[ActorInstance]] = {}
         self._ids: dict[tuple[str, tuple[str, ...]], str] = {}
-        self._waiters: dict[int, list[asyncio.Future[SendResult]]] = {}
+        self.completions = Completions()
         self._tasks: set[asyncio.Future[Any]] = set()
         self._create_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
         self._hurried = False
-        self._server: HttpServer | None = None
+        self._faces: list[Face] = []
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(
-        self,
-        *,
-        serve: bool | None = None,
-        host: str = SERVE_HOST,
-        port: int = SERVE_PORT,
-        token: str | None = None,
-    ) -> Registry:
-        """Start the runtime.
-
-        With a running event loop (a notebook cell), start on it and return at once; with
-        `serve=True`, also serve the HTTP API in the background (`await registry.serve(...)`
-        does the same and says where). With no running loop (a plain script), serve the HTTP
-        API on host:port and block until Ctrl-C or SIGTERM, then drain and stop (a second one
-        cuts the drain short and exits 130); `serve=False` refuses instead. The token is
-        generated unless given; clients on this machine find it in the registry's runtime file.
-        """
+    def start(self) -> Self:
+        """Start the runtime on the running event loop (a notebook cell's) and return at once;
+        `await registry.ready()` waits until it has started."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            if serve is False:
-                raise RegistryNotRunning(
-                    "registry.start(serve=False) needs a running event loop (a notebook cell has "
-                    "one); in a script, start it inside `async def main()` run by asyncio.run, or "
-                    "use `async with registry:`"
-                ) from None
-            from agentos_nb.http.server import (  # HTTP loads only when asked for
-                ServeInterrupted,
-                serve_until_signalled,
-            )
-
-            try:
-                asyncio.run(serve_until_signalled(self, host=host, port=port, token=token))
-            except ServeInterrupted:  # a second Ctrl-C cut the drain short: exit as a shell expects
-                raise SystemExit(130) from None
-            return self
+            raise RegistryNotRunning(
+                "the runtime starts on a running event loop (a notebook cell has one); in a script, "
+                "start it inside `async def main()` run by asyncio.run, or use `async with registry:`"
+            ) from None
         if self.phase in ("starting", "running"):
-            if serve:
-                self.spawn(self._serve_in_background(host, port, token))
             return self
         if self.phase != "new":
             raise RegistryNotRunning(
@@ -136,52 +106,13 @@ class Registry:
         self._loop = loop
         self.phase = "starting"
         self._startup = loop.create_task(self._start(previous), name=f"agentos-start:{self.name}")
-        if serve:
-            self.spawn(self._serve_in_background(host, port, token))
         return self
 
-    async def serve(
-        self,
-        *,
-        host: str = SERVE_HOST,
-        port: int = SERVE_PORT,
-        token: str | None = None,
-        max_body_bytes: int | None = None,
-    ) -> ServerInfo:
-        """Serve the HTTP API on the running loop without blocking (starting the registry if
-        needed), and say where: the URL, and the runtime file that holds the token. Serving
-        already, it says where it serves."""
-        from agentos_nb.http.server import DEFAULT_MAX_BODY_BYTES, HttpServer  # loads only when asked for
-
-        if self._server is not None and self._server.info is not None:
-            return self._server.info
-        if self.phase == "new":
-            self.start(serve=False)
-        await self.ready()
-        if self._server is None:
-            self._server = HttpServer(
-                self,
-                host=host,
-                port=port,
-                token=token,
-                max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
-            )
-        try:
-            return self._server.start()
-        except BaseException:
-            self._server = None
-            raise
-
-    @property
-    def server(self) -> HttpServer | None:
-        """The HTTP server, while this registry serves."""
-        return self._server
-
-    async def _serve_in_background(self, host: str, port: int, token: str | None) -> None:
-        try:
-            await self.serve(host=host, port=port, token=token)
-        except Exception:  # nobody awaits this task: the log is where a failure to bind shows
-            logger.exception("registry %r could not serve HTTP on %s:%s", self.name, host, port)
+    def attach(self, face: Face) -> None:
+        """Have `face` serve this registry: stopping drains it before the actors stop and
+        closes it after them."""
+        if face not in self._faces:
+            self._faces.append(face)
 
     async def _start(self, previous: Registry | None) -> None:
         try:
@@ -200,7 +131,7 @@ class Registry:
         for actor_id in await self.store.actors_with_pending():
             self.spawn(self._wake_in_background(actor_id))
 
-    async def ready(self) -> Registry:
+    async def ready(self) -> Self:
         """Wait until `start()` has finished starting; raises what made it fail."""
         await self._ensure_running()
         return self
@@ -227,6 +158,8 @@ class Registry:
     def _cut_short(self) -> None:
         """`stop(grace=0)` while a stop is under way: the work it was waiting for is cancelled."""
         self._hurried = True
+        for face in list(self._faces):
+            face.cut_short()
         for instance in list(self._instances.values()):
             instance.cut_short()
 
@@ -235,9 +168,8 @@ class Registry:
             del _running[self.name]
         if self._startup is not None and not self._startup.done():
             await asyncio.wait([self._startup])
-        server = self._server
-        if server is not None:  # requests under way finish before the actors stop
-            await server.drain(grace)
+        # Requests under way finish before the actors stop.
+        await asyncio.gather(*(face.drain(grace) for face in list(self._faces)))
         self.phase = "stopping"
         try:
             await self.scheduler.stop()
@@ -250,7 +182,7 @@ class Registry:
                 ),
                 return_exceptions=True,
             )
-            self._fail_waiters(RegistryNotRunning(f"registry {self.name!r} stopped"))
+            self.completions.fail_all(RegistryNotRunning(f"registry {self.name!r} stopped"))
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -258,11 +190,10 @@ class Registry:
         finally:
             self.phase = "stopped"
             self.bus.close()  # readers' `async for event in subscription` ends
-            if server is not None:
-                await server.close()
-                self._server = None
+            while self._faces:  # one attached meanwhile is closed too
+                await self._faces.pop(0).close()
 
-    async def __aenter__(self) -> Registry:
+    async def __aenter__(self) -> Self:
         self.start()
         return await self.ready()
 
@@ -283,12 +214,6 @@ class Registry:
     async def overview(self) -> list[ActorView]:
         """Every actor with its status, a state preview and its queues' depths, right now."""
         return await overview(self)
-
-    def dashboard(self, **options: Any) -> Dashboard:
-        """A live ipywidgets dashboard of this registry (see `agentos_nb.jupyter.dashboard`)."""
-        from agentos_nb.jupyter.dashboard import Dashboard  # widgets load only when asked for
-
-        return Dashboard(self, **options)
 
     def client(self) -> Client:
         """The in-process client: `registry.client().writer.get_or_create(["my-project"])`."""
@@ -328,9 +253,12 @@ class Registry:
         return record.actor_id
 
     async def create(self, name: str, key: tuple[str, ...], *, input: Any) -> str:
+        """Create actor (name, key), run its `on_create` with `input` and wake it; returns its
+        id. Raises `ActorAlreadyExists` if the key is taken."""
         return await self._create(name, key, input, exist_ok=False)
 
     async def key_of(self, name: str, actor_id: str) -> tuple[str, ...]:
+        """The key of an actor known by id; raises `ActorNotFound` unless it is one of type `name`."""
         await self._ensure_running()
         record = await self.store.get_actor(actor_id)
         if record is None or record.name != name:
@@ -490,8 +418,8 @@ class Registry:
         await instance.finish_destroy()
         await self.store.delete_actor(actor_id)  # first: a waiter told "gone" may check the store
         gone = ActorDestroyed(f"actor {instance.ref.name!r} was destroyed before it settled this message")
-        for message_id in instance.mailbox.live_message_ids():
-            self._fail_waiter(message_id, gone)
+        for message_id in instance.mailbox.state.live_message_ids():
+            self.completions.fail(message_id, gone)
         self.scheduler.forget_actor(actor_id)
         self._ids.pop((instance.ref.name, instance.ref.key), None)
 
@@ -514,6 +442,8 @@ class Registry:
         timeout: float | None,
         block: bool,
     ) -> SendResult:
+        """Store a message on one of the actor's queues, waking the actor: what `handle.send`
+        documents, by actor id. `timeout` in seconds covers a full queue's wait and the outcome's."""
         deadline = deadline_after(timeout)
         while True:
             instance = self._instances.get(actor_id)
@@ -527,7 +457,7 @@ class Registry:
         if not wait:
             return SendResult(status="enqueued", message_id=message.id)
         # No await since the message was stored: no consumer can have completed it yet.
-        return await self._await_outcome(message.id, deadline)
+        return await self.completions.outcome(message.id, deadline)
 
     async def invoke(
         self,
@@ -538,6 +468,9 @@ class Registry:
         *,
         sink: Callable[[Any], None] | None = None,
     ) -> Any:
+        """Call an action of the actor, waking it, and return what it returns; a streaming
+        action's items go to `sink` as they come (then None is returned), else come back as a
+        list. Raises `UnknownAction`, or `ActionTimeout` past the actor's `action_timeout`."""
         while True:
             instance = await self.awake(actor_id)
             try:
@@ -546,27 +479,32 @@ class Registry:
                 continue
 
     async def wait_for(self, actor_id: str, message_id: int, *, timeout: float | None) -> SendResult:
+        """The outcome of a message sent earlier, found in the store if it has settled, else
+        waited for up to `timeout` seconds ("timed_out" then). Raises `MessageNotFound` for a
+        message the actor never had (or a completed one the store no longer keeps)."""
         deadline = deadline_after(timeout)
         await self._ensure_running()
-        waiter = self._watch(message_id)
+        waiter = self.completions.watch(message_id)
         try:
             record = await self.store.get_message(message_id)
             if record is None or record.actor_id != actor_id:
                 raise MessageNotFound(f"actor {actor_id!r} has no message {message_id}")
             if record.status == "completed":
                 response = await self._stored_response(record)
-                self._unwatch(message_id, waiter)  # settled already: leave no waiter behind
+                self.completions.unwatch(message_id, waiter)  # settled already: leave no waiter behind
                 return SendResult(status="completed", message_id=message_id, response=response)
             if record.status == "dead":
-                self._unwatch(message_id, waiter)
+                self.completions.unwatch(message_id, waiter)
                 return SendResult(status="dead_lettered", message_id=message_id, error=record.error)
             await self.awake(actor_id)  # a message still queued needs its actor awake
         except BaseException:
-            self._unwatch(message_id, waiter)
+            self.completions.unwatch(message_id, waiter)
             raise
-        return await self._await_outcome(message_id, deadline, waiter)
+        return await self.completions.outcome(message_id, deadline, waiter)
 
     async def dead_letters(self, actor_id: str, queue: str | None) -> list[DeadLetter]:
+        """The actor's dead letters (of `queue` only, if given), bodies validated again; raises
+        `UnknownQueue` for a queue it does not declare."""
         await self._ensure_running()
         record = await self._actor_record(actor_id)
         definition = self.definitions[record.name]
@@ -591,6 +529,8 @@ class Registry:
         return letters
 
     async def replay(self, actor_id: str, message_id: int) -> None:
+        """Put a dead letter back at the tail of its queue, attempts reset, through the awake
+        actor so that it is delivered; raises `MessageNotFound` if it is no dead letter of it."""
         instance = await self.awake(actor_id)
         record = await self.store.get_message(message_id)
         if record is None or record.actor_id != actor_id or record.status != "dead":
@@ -604,52 +544,7 @@ class Registry:
         if self.bus.active:
             self.bus.publish(MessageReplayed(actor=instance.ref, queue=replayed.queue, message_id=message_id))
 
-    # --- completion waiters --------------------------------------------------------------------
-
-    def settle(self, message_id: int, outcome: Outcome, response: Any, error: str | None) -> None:
-        """A message was completed or dead-lettered: tell whoever waits for it."""
-        waiters = self._waiters.pop(message_id, None)
-        if not waiters:
-            return
-        result = SendResult(status=outcome, message_id=message_id, response=response, error=error)
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(result)
-
-    def _watch(self, message_id: int) -> asyncio.Future[SendResult]:
-        waiter: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(message_id, []).append(waiter)
-        return waiter
-
-    def _unwatch(self, message_id: int, waiter: asyncio.Future[SendResult]) -> None:
-        waiters = self._waiters.get(message_id)
-        if waiters is not None and waiter in waiters:
-            waiters.remove(waiter)
-            if not waiters:
-                del self._waiters[message_id]
-
-    async def _await_outcome(
-        self,
-        message_id: int,
-        deadline: float | None,
-        waiter: asyncio.Future[SendResult] | None = None,
-    ) -> SendResult:
-        waiter = waiter or self._watch(message_id)
-        try:
-            return await wait_until(waiter, deadline)
-        except TimeoutError:
-            return SendResult(status="timed_out", message_id=message_id)
-        finally:
-            self._unwatch(message_id, waiter)
-
-    def _fail_waiter(self, message_id: int, error: Exception) -> None:
-        for waiter in self._waiters.pop(message_id, []):
-            if not waiter.done():
-                waiter.set_exception(error)
-
-    def _fail_waiters(self, error: Exception) -> None:
-        for message_id in list(self._waiters):
-            self._fail_waiter(message_id, error)
+    # --- stored outcomes -----------------------------------------------------------------------
 
     async def _stored_response(self, record: MessageRecord) -> Any:
         if record.response is None:
@@ -683,22 +578,5 @@ def _left_work(instance: ActorInstance, *, asked: bool) -> bool:
     """Whether a sleeping actor must wake again: a message came during the sleep, or it asked
     to sleep with a backlog. An idle actor's backlog is one nothing consumes: waking for it
     would only cycle."""
-    mailbox = instance.mailbox
+    mailbox = instance.mailbox.state
     return mailbox.received_while_closed or (asked and mailbox.pending_count() > 0)
-
-
-def setup(
-    *,
-    use: Mapping[str, ActorDefinition],
-    store: str | Store = "memory",
-    name: str | None = None,
-) -> Registry:
-    """Gather actor definitions into a registry. `store` is "memory" or a store object."""
-    for actor_name, definition in use.items():
-        if not actor_name.isidentifier():
-            raise InvalidDefinition(f"actor name {actor_name!r} is not a Python identifier")
-        if not isinstance(definition, ActorDefinition):
-            raise InvalidDefinition(
-                f"use[{actor_name!r}] must be made with actor(...), not {type(definition).__name__}"
-            )
-    return Registry(use, open_store(store), name or ",".join(sorted(use)))

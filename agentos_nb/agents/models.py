@@ -454,6 +454,9 @@ def _is_cancellation(exc: BaseException) -> bool:
 
 
 def redact(text: str, extra: Iterable[str]) -> str:
+    """`text` with every API key it holds replaced by "[redacted]": the ones `resolve_model` has
+    seen, those in `extra` (8 characters or more), and anything shaped like one (`sk-...`,
+    `Bearer ...`)."""
     for secret in sorted({*_SECRETS, *(s for s in extra if s and len(s) >= 8)}, key=len, reverse=True):
         text = text.replace(secret, "[redacted]")
     return _KEYLIKE.sub(lambda m: f"{m.group(1) or m.group(2)}[redacted]", text)

@@ -132,7 +132,8 @@ class AgentTools:
                 f"{request.path} has {len(lines)} lines; offset {request.offset} is past the end"
             )
         last = min(len(lines), first + (request.limit or READ_LINE_LIMIT))
-        chosen, size = [], 0
+        chosen: list[str] = []
+        size = 0
         for line in lines[first:last]:
             size += len(line)
             if size > READ_BYTE_LIMIT and chosen:

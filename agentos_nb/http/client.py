@@ -13,7 +13,9 @@ What differs from in-process, and why:
   session updates, ...) and bytes come back as themselves, any other object as a
   `RemoteObject`, a dict whose keys read as attributes (`result.response.summary`).
 - `handle.some_action(...)` may be awaited (its result; for a streaming action, the list of
-  its items) or iterated with `async for` (a streaming action's items as they come).
+  its items) or iterated with `async for` (a streaming action's items as they come), as
+  in-process (see `ActionCall`). A VM's handle may be annotated `VmHandle` for its typed
+  actions; its files travel as raw bytes.
 - `send(..., block=True)` is in-process only: over HTTP a full queue is `QueueFull` at once.
 - An actor type named like one of the client's own attributes (`url`, `health`, `actors`,
   `events`, `request`, `stream`, `aclose`) is reached as `client["events"]`.
@@ -25,13 +27,15 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import Any, overload
 from urllib.parse import quote, urlencode
 
 import httpx
 import pydantic_core
+from typing_extensions import override
 
+from agentos_nb.actors.calls import ActionCall
 from agentos_nb.actors.handles import (
     Accessor,
     ActorReference,
@@ -100,6 +104,7 @@ class RemoteClient:
 
     @property
     def url(self) -> str:
+        """The registry's base URL, without a trailing slash."""
         return self._url
 
     def __getattr__(self, name: str) -> RemoteActorAccessor:
@@ -139,6 +144,7 @@ class RemoteClient:
             yield _event(kind, data)
 
     async def aclose(self) -> None:
+        """Close the connections; `async with create_client(...)` does it on leaving."""
         await self._http.aclose()
 
     async def __aenter__(self) -> RemoteClient:
@@ -259,6 +265,7 @@ class RemoteActorAccessor(Accessor["RemoteActorHandle"]):
             self._client, self._name, key=key, actor_id=actor_id, lookup=lookup, create_input=create_input
         )
 
+    @override
     async def create(self, key: Key = (), *, input: Any = None) -> RemoteActorHandle:
         normalized = normalize_key(key)
         info = await self._client.request(
@@ -271,7 +278,8 @@ class RemoteActorAccessor(Accessor["RemoteActorHandle"]):
 
 
 class RemoteActorHandle(ActorReference):
-    """A reference to one actor of a remote registry. Its actions are methods."""
+    """A reference to one actor of a remote registry. Its actions are methods; a VM's handle
+    matches `VmHandle`, with `read_file` and `write_file` over the server's file routes."""
 
     def __init__(
         self,
@@ -329,14 +337,14 @@ class RemoteActorHandle(ActorReference):
         )
         return _send_result(data)
 
-    async def call(self, action: str, *args: Any, **kwargs: Any) -> Any:
+    async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call an action; a streaming one gives the list of what it yielded."""
         reply = await self._client.request(
             "POST", await self._path(f"/actions/{action}"), json=encode_arguments(args, kwargs)
         )
         return decode_value(reply["result"], reply["model"], reply["encoding"])
 
-    async def stream(self, action: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    async def stream(self, action: str, /, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         """Call a streaming action and yield its items as they come; leaving the loop early
         closes the connection, which cancels the action."""
         path = await self._path(f"/actions/{action}/stream")
@@ -345,6 +353,8 @@ class RemoteActorHandle(ActorReference):
             yield decode_value(item["item"], item["model"], item["encoding"])
 
     async def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        """The actor's dead letters, of one queue if given; raises `UnknownQueue` for a queue the
+        actor does not declare."""
         data = await self._client.request(
             "GET", await self._path("/dead-letters", writes=False), query={"queue": queue}
         )
@@ -355,6 +365,12 @@ class RemoteActorHandle(ActorReference):
         await self._client.request(
             "POST", await self._path(f"/dead-letters/{message_id}/replay", writes=False)
         )
+
+    @overload
+    async def read_file(self, path: str, *, encoding: None = None) -> bytes: ...
+
+    @overload
+    async def read_file(self, path: str, *, encoding: str) -> str: ...
 
     async def read_file(self, path: str, *, encoding: str | None = None) -> bytes | str:
         """An agent VM's file: its bytes, or its text when `encoding` is given."""
@@ -370,10 +386,10 @@ class RemoteActorHandle(ActorReference):
             "PUT", await self._path(f"/files/{file_path_segments(path)}"), content=data
         )
 
-    def __getattr__(self, action: str) -> Callable[..., _RemoteCall]:
+    def __getattr__(self, action: str) -> Callable[..., ActionCall[Any, Any]]:
         if action.startswith("_"):
             raise AttributeError(action)
-        return functools.partial(_RemoteCall, self, action)
+        return functools.partial(ActionCall, self, action)
 
     def __repr__(self) -> str:
         return f"<RemoteActorHandle {self._name} {self._where()} at {self._client.url}>"
@@ -389,26 +405,6 @@ class RemoteActorHandle(ActorReference):
             await self.resolve()
         assert self._key is not None
         return f"/actors/{self._name}/{key_segment(self._key)}{tail}"
-
-
-class _RemoteCall:
-    """`handle.some_action(...)`: await it (the result) or `async for` over it (a streaming
-    action's items)."""
-
-    def __init__(self, handle: RemoteActorHandle, action: str, *args: Any, **kwargs: Any) -> None:
-        self._handle = handle
-        self._action = action
-        self._args = args
-        self._kwargs = kwargs
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._handle.call(self._action, *self._args, **self._kwargs).__await__()
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self._handle.stream(self._action, *self._args, **self._kwargs).__aiter__()
-
-    def __repr__(self) -> str:
-        return f"<call of {self._action} on {self._handle!r}>"
 
 
 def _send_result(data: Any) -> SendResult:

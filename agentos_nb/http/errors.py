@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pydantic
 
-from agentos_nb import errors
+import agentos_nb.errors as errors
 from agentos_nb.errors import AgentOSError
 
 

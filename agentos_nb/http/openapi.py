@@ -17,7 +17,8 @@ from pydantic import BaseModel, TypeAdapter
 
 from agentos_nb.http.action_args import action_signature
 from agentos_nb.http.api_models import ErrorBody
-from agentos_nb.http.routes import Route, is_agent_vm
+from agentos_nb.http.routing import Route
+from agentos_nb.vm.agent_os import is_vm
 
 if TYPE_CHECKING:
     from agentos_nb.actors.registry import Registry
@@ -82,7 +83,7 @@ def _expansions(route: Route, registry: Registry) -> list[tuple[str, dict[str, s
                 streaming = action_signature(action, fn).streaming
                 if route.per == "action" or streaming:
                     found.append({"name": name, "action": action})
-        elif is_agent_vm(definition):
+        elif is_vm(definition):
             found.append({"name": name})
     return [(_fill(route.template, bound), bound) for bound in found]
 

@@ -4,16 +4,15 @@ It binds 127.0.0.1 unless told otherwise and wants a bearer token on every route
 (generated unless given, kept in a runtime file readable only by its user, never logged). A
 request is checked in this order, and the first failure answers it: route (404, 405), token
 (401), size (413: the body is dropped as it arrives, never kept), then, in the handler, JSON
-(400) and fields (422). Stopping drains: no new requests, those under way get time to finish,
-then the registry stops (ending event streams) and the connections close.
+(400) and fields (422). The server is attached to its registry as a face (`actors/faces.py`),
+so stopping the registry drains it (no new requests, those under way get time to finish), then
+stops the actors (ending event streams), then closes the connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import time
 from http.client import responses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,7 @@ from tornado.netutil import bind_sockets
 
 from agentos_nb.errors import AgentOSError
 from agentos_nb.http import sse
+from agentos_nb.http.api import Api
 from agentos_nb.http.auth import authorized, new_token
 from agentos_nb.http.errors import (
     BodyTooLarge,
@@ -39,11 +39,12 @@ from agentos_nb.http.errors import (
     error_reply,
 )
 from agentos_nb.http.openapi import build_document
-from agentos_nb.http.routes import ROUTES, Api, Reply, Request, Route, Router, StreamEvent, json_bytes
+from agentos_nb.http.route_table import ROUTES
+from agentos_nb.http.routing import Reply, Request, Route, Router, StreamEvent, json_bytes
 from agentos_nb.http.runtime_files import remove_runtime_file, write_runtime_file
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Coroutine
+    from collections.abc import AsyncIterator, Coroutine
 
     from agentos_nb.actors.registry import Registry
 
@@ -387,76 +388,3 @@ def _start_line(status: int) -> httputil.ResponseStartLine:
 
 def _sse(event: StreamEvent) -> bytes:
     return sse.KEEPALIVE if event is None else sse.frame(*event)
-
-
-class ServeInterrupted(KeyboardInterrupt):
-    """A second Ctrl-C (or SIGTERM) cut the drain short: the work under way was cancelled."""
-
-
-async def serve_until_signalled(
-    registry: Registry,
-    *,
-    host: str,
-    port: int,
-    token: str | None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    ready: Callable[[ServerInfo], None] | None = None,
-) -> None:
-    """Serve until Ctrl-C or SIGTERM (or until the registry is stopped), then drain and stop.
-    `ready` hears where it serves. A second signal while draining cuts the drain short: the
-    requests and work under way are cancelled, then `ServeInterrupted` (a `KeyboardInterrupt`)
-    is raised. Our handlers stay installed until the end, so no signal ever raises
-    `KeyboardInterrupt` inside tornado or a task, and every way out removes the runtime file."""
-    try:
-        info = await registry.serve(host=host, port=port, token=token, max_body_bytes=max_body_bytes)
-    except BaseException:
-        await registry.stop()
-        raise
-    logger.info("registry %r: token in %s", registry.name, info.runtime_file)
-    if ready is not None:
-        ready(info)
-    server = registry.server
-    assert server is not None
-    signals = _Signals(asyncio.get_running_loop())
-    try:
-        closed = asyncio.ensure_future(server.closed.wait())
-        first = asyncio.ensure_future(signals.first.wait())
-        await asyncio.wait([closed, first], return_when=asyncio.FIRST_COMPLETED)
-        closed.cancel()
-        first.cancel()
-        started = time.monotonic()
-        stopping = asyncio.ensure_future(registry.stop())
-        second = asyncio.ensure_future(signals.second.wait())
-        await asyncio.wait([stopping, second], return_when=asyncio.FIRST_COMPLETED)
-        second.cancel()
-        if not stopping.done():
-            server.cut_short()
-            await registry.stop(grace=0)
-            raise ServeInterrupted
-        await stopping
-        logger.info("registry %r stopped in %.1f s", registry.name, time.monotonic() - started)
-    finally:
-        signals.close()
-
-
-class _Signals:
-    """SIGINT and SIGTERM counted on the loop: the first asks for a drain, the second cuts it short."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.first = asyncio.Event()
-        self.second = asyncio.Event()
-        self._loop = loop
-        self._handled: list[int] = []
-        for number in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(number, self._received)
-                self._handled.append(number)
-            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals
-                pass
-
-    def _received(self) -> None:
-        (self.second if self.first.is_set() else self.first).set()
-
-    def close(self) -> None:
-        for number in self._handled:
-            self._loop.remove_signal_handler(number)

@@ -31,7 +31,9 @@ class ServerSentEvent:
 
 async def read_events(lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
     """The events in a stream of lines (without their line endings), as the SSE spec reads them."""
-    event, data, event_id = "message", [], None
+    event = "message"
+    event_id: str | None = None
+    data: list[str] = []
     async for line in lines:
         if not line:
             if data:

@@ -26,23 +26,21 @@ Encoding = Literal["json", "base64"]
 
 _UPDATES: tuple[type[BaseModel], ...] = get_args(get_args(SessionUpdate)[0])
 """The kinds of session update: the members of the `SessionUpdate` union."""
-KNOWN_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model
-    for model in (
-        ExecResult,
-        FileStat,
-        DirEntry,
-        FileRead,
-        FileWrite,
-        SessionInfo,
-        PromptResult,
-        AgentTypeInfo,
-        Usage,
-        SendResult,
-        DeadLetter,
-        *_UPDATES,
-    )
-}
+_OWN_MODELS: tuple[type[BaseModel], ...] = (
+    ExecResult,
+    FileStat,
+    DirEntry,
+    FileRead,
+    FileWrite,
+    SessionInfo,
+    PromptResult,
+    AgentTypeInfo,
+    Usage,
+    SendResult,
+    DeadLetter,
+    *_UPDATES,
+)
+KNOWN_MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in _OWN_MODELS}
 """agentos_nb's own models, which the client rebuilds from their names."""
 KNOWN_TYPES: dict[str, Any] = {**KNOWN_MODELS, "SessionUpdate": SessionUpdate}
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from IPython.core.displaypub import DisplayPublisher
 from IPython.display import DisplayHandle, display
 
+from agentos_nb.actors.deadlines import TimeLimit, TimeLimitReached
 from agentos_nb.actors.handles import ActorHandle
 from agentos_nb.errors import SessionNotFound
 from agentos_nb.jupyter import displays
@@ -279,17 +280,17 @@ async def run_turn(vm: ActorHandle, turn: LiveTurn, prompt: str, sink: TurnSink)
     sink.start(turn)
     try:
         try:
-            async with asyncio.timeout(turn.timeout) as deadline:
-                async with contextlib.aclosing(vm.stream_prompt(session_id, prompt)) as updates:
-                    async for update in updates:
-                        turn.add(update)
-                        sink.changed()
+            async with (
+                TimeLimit(turn.timeout),
+                contextlib.aclosing(vm.stream_prompt(session_id, prompt)) as updates,
+            ):
+                async for update in updates:
+                    turn.add(update)
+                    sink.changed()
         except asyncio.CancelledError:
             turn.stopped = "interrupted"
             raise
-        except TimeoutError:
-            if not deadline.expired():
-                raise
+        except TimeLimitReached:
             turn.stopped = f"timed out after {turn.timeout:g} s"
             if turn.started:
                 for update in await vm.get_session_events(session_id, since=turn.last_seq):

@@ -9,6 +9,7 @@ expands the line: a prompt or a JSON body reaches the runtime exactly as typed.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import shlex
@@ -180,7 +181,7 @@ def parse_agentos_line(line: str) -> AgentosLine:
         parser = _Parser(SUBCOMMAND_USAGE[command])
         parser.add_argument("--registry", metavar="NAME")
         args = parser.parse_args(_split(rest, parser.usage_line))
-        return DashboardLine(command=command, registry=args.registry)
+        return DashboardLine.model_validate({"command": command, "registry": args.registry})
     if command in ("ls", "cat"):
         usage = SUBCOMMAND_USAGE[command]
         parser = _Parser(usage)
@@ -229,14 +230,15 @@ def _words_then_rest(text: str, *, positionals: int, valued: set[str], usage: st
     """The shell words up to the `positionals`-th positional one and the options around them,
     and the raw text after them (an option in `valued` takes the next word as its value). JSON
     never starts with `--`, so options may come before or after QUEUE, as the usage line says."""
-    lexer = shlex.shlex(text, posix=True)
+    stream = io.StringIO(text)
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     words: list[str] = []
     seen = 0
     takes_value = False
     while True:
-        start = lexer.instream.tell()
+        start = stream.tell()
         body_next = seen == positionals and not takes_value
         try:
             word = lexer.get_token()

@@ -73,7 +73,7 @@ class AgentosMagics(Magics):
     # --- the magics --------------------------------------------------------------------------
 
     @no_var_expand
-    @cell_magic("agent")
+    @cell_magic("agent")  # type: ignore[arg-type]  # IPython types cell_magic(name) as decorator-or-function
     def agent(self, line: str, cell: str) -> asyncio.Task[PromptResult]:
         """Prompt an agent VM with the cell's body; the reply streams in, the cell's value is the
         PromptResult.
@@ -95,7 +95,7 @@ class AgentosMagics(Magics):
         )
 
     @no_var_expand
-    @line_magic("agentos")
+    @line_magic("agentos")  # type: ignore[arg-type]  # as for cell_magic above
     def agentos(self, line: str) -> Any:
         """Look into the running registry.
 
@@ -184,7 +184,9 @@ class AgentosMagics(Magics):
             return await handle.send(line.queue, line.body, wait=line.wait, timeout=line.timeout)
 
     def _dashboard(self, registry: Registry, line: DashboardLine) -> Dashboard:
-        dashboard = registry.dashboard(tabs=line.tabs)
+        from agentos_nb.jupyter.dashboard import Dashboard  # widgets load only when asked for
+
+        dashboard = Dashboard(registry, tabs=line.tabs)
         # Closed ones (their cell ran again, or close() was called) are not kept for unloading.
         self.dashboards = [*(kept for kept in self.dashboards if not kept.closed), dashboard]
         return dashboard

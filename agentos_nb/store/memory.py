@@ -10,11 +10,16 @@ import itertools
 from collections import OrderedDict
 from dataclasses import replace
 
+from typing_extensions import override
+
 from agentos_nb.errors import ActorAlreadyExists, MessageNotFound
-from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
+from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord, Store
 
 
-class MemoryStore:
+class MemoryStore(Store):
+    """The store `setup(...)` uses unless told otherwise. It remembers the newest
+    `completed_retention` completed messages, for `wait_for`."""
+
     may_suspend = False  # no method awaits anything: the runtime need not shield writes
     durable = False
 
@@ -30,12 +35,15 @@ class MemoryStore:
         self._blobs: dict[tuple[str, str], bytes] = {}
         self._counter = itertools.count(1)
 
+    @override
     async def open(self) -> None:
         pass
 
+    @override
     async def close(self) -> None:
         pass
 
+    @override
     async def insert_actor(self, record: ActorRecord) -> None:
         identity = (record.name, record.key)
         if identity in self._actor_ids:
@@ -43,22 +51,27 @@ class MemoryStore:
         self._actors[record.actor_id] = replace(record)
         self._actor_ids[identity] = record.actor_id
 
+    @override
     async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
         actor_id = self._actor_ids.get((name, key))
         return None if actor_id is None else replace(self._actors[actor_id])
 
+    @override
     async def get_actor(self, actor_id: str) -> ActorRecord | None:
         record = self._actors.get(actor_id)
         return None if record is None else replace(record)
 
+    @override
     async def list_actors(self) -> list[ActorRecord]:
         return [replace(record) for record in self._actors.values()]
 
+    @override
     async def save_state(self, actor_id: str, state: bytes) -> None:
         record = self._actors.get(actor_id)
         if record is not None:
             record.state = state
 
+    @override
     async def delete_actor(self, actor_id: str) -> None:
         record = self._actors.pop(actor_id, None)
         if record is None:
@@ -74,13 +87,16 @@ class MemoryStore:
         for blob in [b for b in self._blobs if b[0] == actor_id]:
             del self._blobs[blob]
 
+    @override
     async def save_blob(self, actor_id: str, name: str, data: bytes) -> None:
         if actor_id in self._actors:
             self._blobs[(actor_id, name)] = data
 
+    @override
     async def load_blob(self, actor_id: str, name: str) -> bytes | None:
         return self._blobs.get((actor_id, name))
 
+    @override
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
         number = next(self._counter)
         record = MessageRecord(number, number, actor_id, queue, body, created_at)
@@ -88,18 +104,22 @@ class MemoryStore:
         self._live_by_actor.setdefault(actor_id, {})[number] = record
         return MessageRecord(number, number, actor_id, queue, body, created_at)
 
+    @override
     async def load_queues(self, actor_id: str) -> list[MessageRecord]:
         records = self._live_by_actor.get(actor_id, {}).values()
         return sorted((replace(r) for r in records), key=lambda r: r.seq)
 
+    @override
     async def lease(self, message_id: int) -> None:
         record = self._live_record(message_id)
         record.status = "leased"
         record.attempt += 1
 
+    @override
     async def release(self, message_id: int) -> None:
         self._live_record(message_id).status = "pending"
 
+    @override
     async def complete(self, message_id: int, response: bytes | None) -> None:
         record = self._take_live(message_id)
         record.status = "completed"
@@ -108,12 +128,14 @@ class MemoryStore:
         while len(self._completed) > self._completed_retention:
             self._completed.popitem(last=False)
 
+    @override
     async def dead_letter(self, message_id: int, error: str) -> None:
         record = self._take_live(message_id)
         record.status = "dead"
         record.error = error
         self._dead[message_id] = record
 
+    @override
     async def replay(self, message_id: int) -> MessageRecord:
         record = self._dead.pop(message_id, None)
         if record is None:
@@ -124,6 +146,7 @@ class MemoryStore:
         self._live_by_actor.setdefault(record.actor_id, {})[message_id] = record
         return replace(record)
 
+    @override
     async def get_message(self, message_id: int) -> MessageRecord | None:
         for table in (self._live, self._completed, self._dead):
             record = table.get(message_id)
@@ -131,18 +154,23 @@ class MemoryStore:
                 return replace(record)
         return None
 
+    @override
     async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]:
         return [replace(r) for r in self._dead.values() if r.actor_id == actor_id]
 
+    @override
     async def actors_with_pending(self) -> list[str]:
         return [actor_id for actor_id, live in self._live_by_actor.items() if live]
 
+    @override
     async def add_schedule(self, record: ScheduleRecord) -> None:
         self._schedules[record.schedule_id] = replace(record)
 
+    @override
     async def delete_schedule(self, schedule_id: str) -> bool:
         return self._schedules.pop(schedule_id, None) is not None
 
+    @override
     async def list_schedules(self) -> list[ScheduleRecord]:
         return [replace(r) for r in self._schedules.values()]
 

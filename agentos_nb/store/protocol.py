@@ -17,6 +17,9 @@ MessageStatus = Literal["pending", "leased", "completed", "dead"]
 
 @dataclass(slots=True)
 class ActorRecord:
+    """One actor, awake or asleep: its identity, its saved state and the input it was created
+    with (both JSON; `state` is None until first saved)."""
+
     actor_id: str
     name: str
     key: tuple[str, ...]
@@ -43,6 +46,8 @@ class MessageRecord:
 
 @dataclass(slots=True)
 class ScheduleRecord:
+    """An action call to make at `run_at` (a Unix timestamp), its arguments as JSON."""
+
     schedule_id: str
     actor_id: str
     run_at: float
@@ -61,6 +66,9 @@ class Store(Protocol):
       shields writes of a store whose `may_suspend` is true and brings memory in line
       when they land; a store that never suspends (memory) needs no shielding.
     - `close()` lets the writes already started finish.
+
+    A store need only match it; the two here subclass it, with `@override` on each method, so
+    that they share the docstrings below.
     """
 
     may_suspend: bool
@@ -68,21 +76,29 @@ class Store(Protocol):
     """Whether what it holds outlives this process: actors then save work as they go (a VM's
     files after changes), not only when they sleep."""
 
-    async def open(self) -> None: ...
+    async def open(self) -> None:
+        """Get ready for calls; the registry calls it as it starts. Opening an open store does
+        nothing more, and a closed one may be opened again. Raises `StoreUnusable` if it cannot be."""
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Let the writes already started finish, then release what `open` took; a store that
+        is not open is left as it is."""
 
     # actors
     async def insert_actor(self, record: ActorRecord) -> None:
         """Raises `ActorAlreadyExists` if (name, key) is taken."""
 
-    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None: ...
+    async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
+        """The actor of type `name` with that key; None if there is none."""
 
-    async def get_actor(self, actor_id: str) -> ActorRecord | None: ...
+    async def get_actor(self, actor_id: str) -> ActorRecord | None:
+        """None for an unknown id."""
 
-    async def list_actors(self) -> list[ActorRecord]: ...
+    async def list_actors(self) -> list[ActorRecord]:
+        """Every actor, awake or asleep, in no particular order."""
 
-    async def save_state(self, actor_id: str, state: bytes) -> None: ...
+    async def save_state(self, actor_id: str, state: bytes) -> None:
+        """Replaces the actor's state; ignored for an actor that no longer exists."""
 
     async def delete_actor(self, actor_id: str) -> None:
         """Deletes the actor with its messages, schedules and blobs; an unknown id is a no-op."""
@@ -91,7 +107,8 @@ class Store(Protocol):
         """Keeps named bytes beside an actor's state (a VM's filesystem), replacing any before.
         Ignored for an actor that no longer exists."""
 
-    async def load_blob(self, actor_id: str, name: str) -> bytes | None: ...
+    async def load_blob(self, actor_id: str, name: str) -> bytes | None:
+        """What `save_blob` kept under `name`; None if nothing was."""
 
     # queues
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
@@ -101,8 +118,8 @@ class Store(Protocol):
         """Pending and leased messages of one actor, in seq order."""
 
     async def lease(self, message_id: int) -> None:
-        """Marks a message delivered: status leased, attempt + 1. This and the three calls
-        after it take a pending or a leased message; any other raises `MessageNotFound`."""
+        """Marks a message delivered: status leased, attempt + 1. Like `release`, `complete` and
+        `dead_letter`, it takes a pending or a leased message; any other raises `MessageNotFound`."""
 
     async def release(self, message_id: int) -> None:
         """Puts a leased message back to pending, keeping its place."""
@@ -110,22 +127,28 @@ class Store(Protocol):
     async def complete(self, message_id: int, response: bytes | None) -> None:
         """Acknowledges a message and keeps its response for `get_message`."""
 
-    async def dead_letter(self, message_id: int, error: str) -> None: ...
+    async def dead_letter(self, message_id: int, error: str) -> None:
+        """Takes a message out of its queue for good, keeping `error`, until `replay`."""
 
     async def replay(self, message_id: int) -> MessageRecord:
         """Moves a dead letter back to pending at the tail, attempts reset; returns it."""
 
-    async def get_message(self, message_id: int) -> MessageRecord | None: ...
+    async def get_message(self, message_id: int) -> MessageRecord | None:
+        """A message in any status; None if unknown, or completed and since forgotten (a store
+        keeps only the newest completed ones, for `wait_for`)."""
 
-    async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]: ...
+    async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]:
+        """The actor's dead letters, in no particular order."""
 
     async def actors_with_pending(self) -> list[str]:
         """Ids of actors holding pending or leased messages: the ones to wake on start."""
 
     # schedules
-    async def add_schedule(self, record: ScheduleRecord) -> None: ...
+    async def add_schedule(self, record: ScheduleRecord) -> None:
+        """Stores a schedule, replacing one with the same id."""
 
     async def delete_schedule(self, schedule_id: str) -> bool:
         """True if it existed: firing and cancelling race, and only one may win."""
 
-    async def list_schedules(self) -> list[ScheduleRecord]: ...
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule not yet fired or cancelled, in no particular order."""

@@ -1,21 +1,17 @@
 """What a store file holds, read without writing a byte: for `agentos-nb inspect STORE`.
 
-It opens the file read-only, so it is safe beside a running registry (WAL lets readers in),
-and refuses what `SqliteStore` refuses, with the same errors.
+The SQLite store module reads the file (read-only, so safe beside a running registry, and
+refusing what `SqliteStore` refuses); this one shapes what it finds for people.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from agentos_nb.errors import StoreUnusable
-from agentos_nb.store.sqlite import check_store_file
+from agentos_nb.store import sqlite
 
 _PREVIEW = 80
 
@@ -29,15 +25,6 @@ class ActorReport(BaseModel):
     """The state as JSON, cut to a preview."""
     blobs: dict[str, int]
     """Saved blobs (a VM's files, its sessions) by name, with their sizes in bytes."""
-
-
-class QueueReport(BaseModel):
-    actor_id: str
-    queue: str
-    pending: int
-    in_flight: int
-    completed: int
-    dead: int
 
 
 class DeadLetterReport(BaseModel):
@@ -54,55 +41,39 @@ class StoreReport(BaseModel):
     size: int
     schema_version: int
     actors: list[ActorReport]
-    queues: list[QueueReport]
+    queues: list[sqlite.QueueCounts]
     dead_letters: list[DeadLetterReport]
 
 
 def read_store(path: str | Path) -> StoreReport:
     path = Path(path)
-    with _reading(path) as db:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+    with sqlite.read_only(path) as db:
+        version = sqlite.schema_version(db)
         if version == 0:
             raise StoreUnusable(f"{path} holds no agentos_nb store yet (it is empty)")
-        blobs: dict[str, dict[str, int]] = {}
-        for actor_id, name, size in db.execute("SELECT actor_id, name, length(data) FROM blobs"):
-            blobs.setdefault(actor_id, {})[name] = size
+        blobs = sqlite.blob_sizes(db)
         actors = [
             ActorReport(
-                actor_id=row[0],
-                name=row[1],
-                key=json.loads(row[2]),
-                created_at=row[3],
-                state=_preview(row[4]),
-                blobs=blobs.get(row[0], {}),
+                actor_id=actor.actor_id,
+                name=actor.name,
+                key=list(actor.key),
+                created_at=actor.created_at,
+                state=_preview(actor.state),
+                blobs=blobs.get(actor.actor_id, {}),
             )
-            for row in db.execute(
-                "SELECT actor_id, name, key, created_at, state FROM actors ORDER BY created_at"
-            )
+            for actor in sqlite.stored_actors(db)
         ]
-        queues = [
-            QueueReport(
-                actor_id=row[0], queue=row[1], pending=row[2], in_flight=row[3], completed=row[4], dead=row[5]
-            )
-            for row in db.execute(
-                "SELECT actor_id, queue, sum(status = 'pending'), sum(status = 'leased'), "
-                "sum(status = 'completed'), sum(status = 'dead') FROM messages GROUP BY actor_id, queue "
-                "ORDER BY actor_id, queue"
-            )
-        ]
+        queues = sqlite.queue_counts(db)
         dead = [
             DeadLetterReport(
-                message_id=row[0],
-                actor_id=row[1],
-                queue=row[2],
-                attempts=row[3],
-                error=row[4] or "",
-                body=_preview(row[5]),
+                message_id=letter.message_id,
+                actor_id=letter.actor_id,
+                queue=letter.queue,
+                attempts=letter.attempt,
+                error=letter.error or "",
+                body=_preview(letter.body),
             )
-            for row in db.execute(
-                "SELECT message_id, actor_id, queue, attempt, error, body FROM messages "
-                "WHERE status = 'dead' ORDER BY message_id"
-            )
+            for letter in sqlite.all_dead_letters(db)
         ]
     return StoreReport(
         path=str(path),
@@ -116,24 +87,8 @@ def read_store(path: str | Path) -> StoreReport:
 
 def read_blobs(path: str | Path, name: str) -> dict[str, bytes]:
     """Every actor's blob of that name (each VM's "sessions"), in one read."""
-    with _reading(Path(path)) as db:
-        rows = db.execute("SELECT actor_id, data FROM blobs WHERE name = ?", (name,)).fetchall()
-    return {actor_id: bytes(data) for actor_id, data in rows}
-
-
-@contextmanager
-def _reading(path: Path) -> Iterator[sqlite3.Connection]:
-    if not path.is_file():
-        raise StoreUnusable(f"{path} does not exist")
-    check_store_file(path)
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout = 5000")
-        yield db
-    except sqlite3.Error as error:
-        raise StoreUnusable(f"{path} could not be read: {error}") from None
-    finally:
-        db.close()
+    with sqlite.read_only(Path(path)) as db:
+        return sqlite.blobs_named(db, name)
 
 
 def _preview(data: bytes | None) -> str:

@@ -22,13 +22,15 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from typing_extensions import override
+
 from agentos_nb.errors import ActorAlreadyExists, MessageNotFound, StoreUnusable
-from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
+from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord, Store
 
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
@@ -105,7 +107,7 @@ class _Job:
 _STOP = object()
 
 
-class SqliteStore:
+class SqliteStore(Store):
     """A store in one SQLite file. `synchronous="FULL"` also survives a power cut, at the cost
     of an fsync per transaction."""
 
@@ -139,6 +141,7 @@ class SqliteStore:
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    @override
     async def open(self) -> None:
         if self._opening is not None:  # opened, or being opened: once is enough
             await self._opening
@@ -162,6 +165,7 @@ class SqliteStore:
             self._thread = self._opening = None
             raise
 
+    @override
     async def close(self) -> None:
         thread, jobs = self._thread, self._jobs
         if thread is None:
@@ -172,6 +176,7 @@ class SqliteStore:
 
     # --- actors ----------------------------------------------------------------------------
 
+    @override
     async def insert_actor(self, record: ActorRecord) -> None:
         def insert(db: sqlite3.Connection) -> None:
             try:
@@ -193,21 +198,26 @@ class SqliteStore:
 
         await self._run(insert)
 
+    @override
     async def find_actor(self, name: str, key: tuple[str, ...]) -> ActorRecord | None:
         return await self._one_actor("name = ? AND key = ?", (name, _key(key)))
 
+    @override
     async def get_actor(self, actor_id: str) -> ActorRecord | None:
         return await self._one_actor("actor_id = ?", (actor_id,))
 
+    @override
     async def list_actors(self) -> list[ActorRecord]:
         rows = await self._run(lambda db: db.execute(f"SELECT {_ACTOR_COLUMNS} FROM actors").fetchall())
         return [_actor(row) for row in rows]
 
+    @override
     async def save_state(self, actor_id: str, state: bytes) -> None:
         await self._run(
             lambda db: db.execute("UPDATE actors SET state = ? WHERE actor_id = ?", (state, actor_id))
         )
 
+    @override
     async def delete_actor(self, actor_id: str) -> None:
         def delete(db: sqlite3.Connection) -> None:
             for table in ("actors", "messages", "schedules", "blobs"):
@@ -215,6 +225,7 @@ class SqliteStore:
 
         await self._run(delete)
 
+    @override
     async def save_blob(self, actor_id: str, name: str, data: bytes) -> None:
         await self._run(
             lambda db: db.execute(
@@ -224,6 +235,7 @@ class SqliteStore:
             )
         )
 
+    @override
     async def load_blob(self, actor_id: str, name: str) -> bytes | None:
         row = await self._run(
             lambda db: db.execute(
@@ -234,6 +246,7 @@ class SqliteStore:
 
     # --- queues ----------------------------------------------------------------------------
 
+    @override
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
         def enqueue(db: sqlite3.Connection) -> MessageRecord:
             number = self._next_number()
@@ -246,6 +259,7 @@ class SqliteStore:
 
         return await self._run(enqueue)
 
+    @override
     async def load_queues(self, actor_id: str) -> list[MessageRecord]:
         rows = await self._run(
             lambda db: db.execute(
@@ -256,12 +270,15 @@ class SqliteStore:
         )
         return [_message(row) for row in rows]
 
+    @override
     async def lease(self, message_id: int) -> None:
         await self._update_live(message_id, "status = 'leased', attempt = attempt + 1", ())
 
+    @override
     async def release(self, message_id: int) -> None:
         await self._update_live(message_id, "status = 'pending'", ())
 
+    @override
     async def complete(self, message_id: int, response: bytes | None) -> None:
         def complete(db: sqlite3.Connection) -> None:
             _update_live(
@@ -272,11 +289,13 @@ class SqliteStore:
 
         await self._run(complete)
 
+    @override
     async def dead_letter(self, message_id: int, error: str) -> None:
         await self._update_live(
             message_id, "status = 'dead', error = ?, finished_at = ?", (error, time.time())
         )
 
+    @override
     async def replay(self, message_id: int) -> MessageRecord:
         def replay(db: sqlite3.Connection) -> MessageRecord:
             found = db.execute(
@@ -297,6 +316,7 @@ class SqliteStore:
 
         return await self._run(replay)
 
+    @override
     async def get_message(self, message_id: int) -> MessageRecord | None:
         row = await self._run(
             lambda db: db.execute(
@@ -305,6 +325,7 @@ class SqliteStore:
         )
         return None if row is None else _message(row)
 
+    @override
     async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]:
         rows = await self._run(
             lambda db: db.execute(
@@ -315,6 +336,7 @@ class SqliteStore:
         )
         return [_message(row) for row in rows]
 
+    @override
     async def actors_with_pending(self) -> list[str]:
         rows = await self._run(
             lambda db: db.execute(
@@ -325,6 +347,7 @@ class SqliteStore:
 
     # --- schedules -------------------------------------------------------------------------
 
+    @override
     async def add_schedule(self, record: ScheduleRecord) -> None:
         await self._run(
             lambda db: db.execute(
@@ -340,12 +363,14 @@ class SqliteStore:
             )
         )
 
+    @override
     async def delete_schedule(self, schedule_id: str) -> bool:
         deleted = await self._run(
             lambda db: db.execute("DELETE FROM schedules WHERE schedule_id = ?", (schedule_id,)).rowcount
         )
         return deleted > 0
 
+    @override
     async def list_schedules(self) -> list[ScheduleRecord]:
         rows = await self._run(
             lambda db: db.execute(
@@ -428,8 +453,10 @@ class SqliteStore:
                     job = jobs.get_nowait()
                     if isinstance(job, _Job):
                         left.append(job)
+            failed: list[tuple[_Job, Any, BaseException | None]]
+            failed = [(job, None, self._failure) for job in left]
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle_all, [(job, None, self._failure) for job in left])
+                loop.call_soon_threadsafe(_settle_all, failed)
             raise
         finally:
             db.close()
@@ -546,7 +573,7 @@ def check_store_file(path: Path) -> None:
     if not header:
         return  # an empty file: SQLite makes a new database in it
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = _connect_read_only(path)
     except sqlite3.Error as error:
         raise StoreUnusable(f"{path} cannot be read: {error}; it was left untouched") from None
     try:
@@ -571,6 +598,83 @@ def check_store_file(path: Path) -> None:
         )
     if version > 0 and not tables >= _TABLES:
         raise StoreUnusable(f"{path} lacks tables of an agentos_nb store; it was left untouched")
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+# --- reading a store file without writing a byte (`agentos-nb inspect`) ---------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    """How many messages of one actor's queue are in each state (`in_flight`: leased)."""
+
+    actor_id: str
+    queue: str
+    pending: int
+    in_flight: int
+    completed: int
+    dead: int
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection to the store file `path` that cannot write, refusing what `SqliteStore`
+    refuses; safe beside a running registry (WAL lets readers in)."""
+    if not path.is_file():
+        raise StoreUnusable(f"{path} does not exist")
+    check_store_file(path)
+    db = _connect_read_only(path)
+    try:
+        db.execute("PRAGMA busy_timeout = 5000")
+        yield db
+    except sqlite3.Error as error:
+        raise StoreUnusable(f"{path} could not be read: {error}") from None
+    finally:
+        db.close()
+
+
+def schema_version(db: sqlite3.Connection) -> int:
+    """0 for a file that holds no store yet."""
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def stored_actors(db: sqlite3.Connection) -> list[ActorRecord]:
+    """Every actor, the oldest first."""
+    rows = db.execute(f"SELECT {_ACTOR_COLUMNS} FROM actors ORDER BY created_at")
+    return [_actor(row) for row in rows]
+
+
+def blob_sizes(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """The size in bytes of every blob, by actor id and then name."""
+    sizes: dict[str, dict[str, int]] = {}
+    for actor_id, name, size in db.execute("SELECT actor_id, name, length(data) FROM blobs"):
+        sizes.setdefault(actor_id, {})[name] = size
+    return sizes
+
+
+def blobs_named(db: sqlite3.Connection, name: str) -> dict[str, bytes]:
+    """Every actor's blob of that name, by actor id."""
+    rows = db.execute("SELECT actor_id, data FROM blobs WHERE name = ?", (name,))
+    return {actor_id: bytes(data) for actor_id, data in rows}
+
+
+def queue_counts(db: sqlite3.Connection) -> list[QueueCounts]:
+    """Every queue that holds messages, by actor id and then queue name."""
+    rows = db.execute(
+        "SELECT actor_id, queue, sum(status = 'pending'), sum(status = 'leased'), "
+        "sum(status = 'completed'), sum(status = 'dead') FROM messages GROUP BY actor_id, queue "
+        "ORDER BY actor_id, queue"
+    )
+    return [QueueCounts(*row) for row in rows]
+
+
+def all_dead_letters(db: sqlite3.Connection) -> list[MessageRecord]:
+    """The dead letters of every actor, the oldest first."""
+    rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE status = 'dead' ORDER BY message_id")
+    return [_message(row) for row in rows]
 
 
 _ACTOR_COLUMNS = "actor_id, name, key, created_at, state, input"

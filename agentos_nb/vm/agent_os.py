@@ -9,7 +9,8 @@ the files of the very VM whose command is waiting on that tool.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -18,6 +19,7 @@ from agentos_nb.actors.context import ActorContext
 from agentos_nb.actors.definition import ActorDefinition, ActorOptions, actor
 from agentos_nb.errors import InvalidDefinition
 from agentos_nb.vm.files import Content
+from agentos_nb.vm.handle import LocalVmHandle
 from agentos_nb.vm.machine import FILESYSTEM_BLOB, SESSIONS_BLOB, AgentVm, vm_spec
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
 from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate
@@ -63,7 +65,7 @@ def agent_os(
     spec = vm_spec(install_all(list(software)), kits, limits, additional_instructions, snapshot_every)
     if isinstance(options, ActorOptions):
         options = options.model_dump(exclude_unset=True)
-    return actor(
+    definition = actor(
         vars=lambda c: AgentVm(c, spec),
         on_wake=_boot,
         on_sleep=_save,
@@ -71,6 +73,13 @@ def agent_os(
         actions=_ACTIONS,
         options={**_VM_OPTIONS, **(options or {})},
     )
+    return dataclasses.replace(definition, handle_class=LocalVmHandle)
+
+
+def is_vm(definition: ActorDefinition) -> bool:
+    """Whether actors of this type are agent VMs: made by `agent_os(...)`, which gives them VM
+    handles (and so files, exec and sessions)."""
+    return issubclass(definition.handle_class, LocalVmHandle)
 
 
 async def _boot(c: ActorContext) -> None:
@@ -94,8 +103,8 @@ async def _destroy(c: ActorContext) -> None:
     await vm.sessions.release(forget=True)
 
 
-def _vm(c: ActorContext) -> AgentVm:
-    return c.vars  # type: ignore[no-any-return]
+def _vm(c: ActorContext[Any, AgentVm]) -> AgentVm:
+    return c.vars
 
 
 async def read_file(c: ActorContext, path: str, *, encoding: str | None = None) -> Content:
@@ -104,18 +113,21 @@ async def read_file(c: ActorContext, path: str, *, encoding: str | None = None) 
 
 
 async def write_file(c: ActorContext, path: str, content: Content, *, encoding: str = "utf-8") -> None:
+    """Write the file, making missing parent directories."""
     vm = _vm(c)
     vm.files.write_file(path, content, encoding=encoding)
     vm.changed()
 
 
 async def read_files(c: ActorContext, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
+    """Each file's content, or the error that kept it from being read."""
     return _vm(c).files.read_files(paths, encoding=encoding)
 
 
 async def write_files(
     c: ActorContext, files: Mapping[str, Content] | Iterable[tuple[str, Content]], *, encoding: str = "utf-8"
 ) -> list[FileWrite]:
+    """Write each file; one that fails does not stop the others."""
     vm = _vm(c)
     written = vm.files.write_files(files, encoding=encoding)
     vm.changed()
@@ -123,12 +135,14 @@ async def write_files(
 
 
 async def mkdir(c: ActorContext, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
+    """Make a directory, and its missing parents unless `parents=False`."""
     vm = _vm(c)
     vm.files.mkdir(path, parents=parents, exist_ok=exist_ok)
     vm.changed()
 
 
 async def readdir(c: ActorContext, path: str = HOME) -> list[DirEntry]:
+    """The entries of one directory, sorted by name."""
     return _vm(c).files.readdir(path)
 
 
@@ -141,20 +155,25 @@ async def readdir_recursive(
 
 
 async def stat(c: ActorContext, path: str, *, follow_symlinks: bool = True) -> FileStat:
+    """Kind, size, mode and times of a path (of a symlink itself with `follow_symlinks=False`)."""
     return _vm(c).files.stat(path, follow_symlinks=follow_symlinks)
 
 
 async def exists(c: ActorContext, path: str) -> bool:
+    """False for a symlink whose target is missing, as `os.path.exists`."""
     return _vm(c).files.exists(path)
 
 
 async def move(c: ActorContext, source: str, target: str) -> None:
+    """Rename `source` (a symlink itself, not its target) to `target`, replacing a file there."""
     vm = _vm(c)
     vm.files.move(source, target)
     vm.changed()
 
 
 async def delete_file(c: ActorContext, path: str, *, recursive: bool = False) -> None:
+    """Delete a file, a symlink (not its target), or a directory: an empty one, or any with
+    `recursive=True`."""
     vm = _vm(c)
     vm.files.delete_file(path, recursive=recursive)
     vm.changed()
@@ -213,14 +232,17 @@ async def cancel_prompt(c: ActorContext, session_id: str) -> bool:
 
 
 async def close_session(c: ActorContext, session_id: str) -> None:
+    """Stop the session's turn, if any, and free its agent; its info and updates stay readable."""
     await _vm(c).sessions.close(session_id)
 
 
 async def list_sessions(c: ActorContext, *, include_closed: bool = False) -> list[SessionInfo]:
+    """The VM's open sessions, oldest first; with `include_closed`, the closed ones it keeps too."""
     return _vm(c).sessions.list(include_closed=include_closed)
 
 
 async def get_session(c: ActorContext, session_id: str) -> SessionInfo:
+    """Open or closed; raises `SessionNotFound` for one never created or long closed."""
     return _vm(c).sessions.get(session_id)
 
 
@@ -230,10 +252,11 @@ async def get_session_events(c: ActorContext, session_id: str, *, since: int = 0
 
 
 async def list_agents(c: ActorContext) -> list[AgentTypeInfo]:
+    """The agent types `create_session` accepts in this VM."""
     return _vm(c).sessions.agent_types()
 
 
-_ACTIONS = {
+_ACTIONS: dict[str, Callable[..., Any]] = {
     "read_file": read_file,
     "write_file": write_file,
     "read_files": read_files,

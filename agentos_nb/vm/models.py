@@ -23,6 +23,9 @@ class ExecResult(BaseModel):
 
 
 class FileStat(BaseModel):
+    """What `stat` returns: `mode` holds the permission bits (0o644), `modified` and `created`
+    are Unix timestamps in seconds."""
+
     model_config = ConfigDict(frozen=True)
 
     path: str
@@ -34,6 +37,9 @@ class FileStat(BaseModel):
 
 
 class DirEntry(BaseModel):
+    """One entry of `readdir`: its name, its full path, and (for a symlink, of the link
+    itself) its kind and size in bytes."""
+
     model_config = ConfigDict(frozen=True)
 
     name: str

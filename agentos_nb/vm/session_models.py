@@ -26,6 +26,9 @@ class _Acp(BaseModel):
 
 
 class Usage(_Acp):
+    """What a turn cost: tokens in and out as the model's provider counted them, model
+    requests, and tool calls. A turn cancelled, or whose agent crashed, reports zeros."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
@@ -33,6 +36,8 @@ class Usage(_Acp):
 
 
 class SessionInfo(_Acp):
+    """A session of a VM: which agent, which model and why, and whether it is closed."""
+
     session_id: str
     agent_type: str
     model: str
@@ -50,6 +55,8 @@ class SessionInfo(_Acp):
 
 
 class PromptResult(_Acp):
+    """What `send_prompt` returns: how the turn ended, its final text and its usage."""
+
     session_id: str
     text: str
     """The agent's final reply: the text of its last message in the turn."""
@@ -60,6 +67,9 @@ class PromptResult(_Acp):
 
 
 class AgentTypeInfo(_Acp):
+    """An agent type a VM's software installs: a name `create_session` accepts, and what
+    that agent is for."""
+
     name: str
     description: str
 
@@ -75,11 +85,15 @@ class _Update(_Acp):
 
 
 class TextContent(_Acp):
+    """Plain text in an update: a chunk of a message, or what a tool call produced."""
+
     type: Literal["text"] = "text"
     text: str
 
 
 class DiffContent(_Acp):
+    """A file a tool call changed: its text before (None if it was new) and after."""
+
     type: Literal["diff"] = "diff"
     path: str
     old_text: str | None
@@ -94,26 +108,36 @@ class ToolCallContent(_Acp):
 
 
 class ToolCallLocation(_Acp):
+    """The file a tool call works on (its absolute path in the VM), so a client can follow along."""
+
     path: str
     line: int | None = None
 
 
 class UserMessageChunk(_Update):
+    """The prompt the turn answers, as the first update of the turn."""
+
     session_update: Literal["user_message_chunk"] = "user_message_chunk"
     content: TextContent
 
 
 class AgentMessageChunk(_Update):
+    """A piece of the agent's reply, streamed as the model writes it."""
+
     session_update: Literal["agent_message_chunk"] = "agent_message_chunk"
     content: TextContent
 
 
 class AgentThoughtChunk(_Update):
+    """A piece of the model's thinking, for models that show it."""
+
     session_update: Literal["agent_thought_chunk"] = "agent_thought_chunk"
     content: TextContent
 
 
 class ToolCall(_Update):
+    """A tool call starting: what it is called, what kind of work it does, and its input."""
+
     session_update: Literal["tool_call"] = "tool_call"
     tool_call_id: str
     title: str
@@ -124,6 +148,8 @@ class ToolCall(_Update):
 
 
 class ToolCallUpdate(_Update):
+    """A tool call's progress or end (`status`), with what it produced."""
+
     session_update: Literal["tool_call_update"] = "tool_call_update"
     tool_call_id: str
     status: ToolCallStatus
@@ -153,21 +179,29 @@ SessionUpdate = Annotated[
     UserMessageChunk | AgentMessageChunk | AgentThoughtChunk | ToolCall | ToolCallUpdate | Notice | TurnEnded,
     Field(discriminator="session_update"),
 ]
+"""One update of a session, told apart by `session_update`: what `stream_prompt` yields and
+`get_session_events` returns."""
 
 
 # --- events on the registry's bus --------------------------------------------------------
 
 
 class SessionCreated(ActorEvent):
+    """A VM started a session."""
+
     type: Literal["session.created"] = "session.created"
     session: SessionInfo
 
 
 class SessionUpdated(ActorEvent):
+    """A session had an update (each one of a turn, as it happens)."""
+
     type: Literal["session.updated"] = "session.updated"
     update: SessionUpdate
 
 
 class SessionClosed(ActorEvent):
+    """A session was closed; its transcript stays readable."""
+
     type: Literal["session.closed"] = "session.closed"
     session_id: str

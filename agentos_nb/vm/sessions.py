@@ -19,6 +19,7 @@ Choices where Rivet's users complain:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import collections
 import functools
 import json
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pydantic
 
+from agentos_nb.actors.deadlines import CancelRequest
 from agentos_nb.errors import SessionClosed, SessionNotFound, UnknownAgentType
 from agentos_nb.vm.session_models import (
     AgentTypeInfo,
@@ -131,7 +133,8 @@ class _Session:
     turn_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     turn: asyncio.Task[PromptResult] | None = None
     started: bool = False
-    cancel_requested: bool = False
+    cancellation: CancelRequest = field(default_factory=CancelRequest)
+    """`cancel_prompt`'s request to stop the running turn; a new one for every turn."""
     listeners: set[Callable[[SessionUpdate], None]] = field(default_factory=set)
 
 
@@ -191,8 +194,13 @@ class Sessions:
         c = self._c
         if c.events.active:
             c.events.publish(SessionCreatedEvent(actor=c.ref, session=info))
-        level = "warning" if info.offline else "info"
-        self._emit(session, Notice(level=level, text=f"{agent_type} on {info.model}: {info.model_reason}"))
+        self._emit(
+            session,
+            Notice(
+                level="warning" if info.offline else "info",
+                text=f"{agent_type} on {info.model}: {info.model_reason}",
+            ),
+        )
         self._vm.changed()
         return info
 
@@ -206,7 +214,8 @@ class Sessions:
             agent = await self._opened(session)
             if listener is not None:
                 session.listeners.add(listener)
-            session.started = session.cancel_requested = False
+            session.started = False
+            session.cancellation = CancelRequest()
             session.turn = asyncio.create_task(self._turn(session, agent, text))
             try:
                 return await session.turn
@@ -249,9 +258,8 @@ class Sessions:
         turn = session.turn
         if turn is None or turn.done():
             return False
-        session.cancel_requested = True
-        if session.started:  # else the turn sees the request as it starts
-            turn.cancel()
+        # A turn not started yet sees the request as it starts.
+        session.cancellation.cancel(turn if session.started else None)
         await asyncio.wait({turn})
         return True
 
@@ -284,7 +292,7 @@ class Sessions:
     def get(self, session_id: str) -> SessionInfo:
         return self._session(session_id, closed_ok=True).info
 
-    def events(self, session_id: str, since: int = 0) -> list[SessionUpdate]:
+    def events(self, session_id: str, since: int = 0) -> builtins.list[SessionUpdate]:
         if not isinstance(since, int) or since < 0:
             raise ValueError(f"since must be a sequence number (an int >= 0), not {since!r}")
         updates = self._session(session_id, closed_ok=True).updates
@@ -373,17 +381,14 @@ class Sessions:
         emit = functools.partial(self._emit, session)
         emit(UserMessageChunk(content=TextContent(text=text)))
         try:
-            if session.cancel_requested:  # cancelled before it began
+            if session.cancellation.requested:  # cancelled before it began
                 outcome = TurnOutcome("", "cancelled", Usage())
             else:
                 outcome = await agent.run_turn(text, emit)
         except asyncio.CancelledError:
-            if not session.cancel_requested:  # the VM is stopping, or the caller was cancelled
+            if not session.cancellation.resolve():  # the VM is stopping, or the caller was cancelled
                 emit(TurnEnded(stop_reason="cancelled", error="the VM stopped before the turn ended"))
                 raise
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
             outcome = TurnOutcome("", "cancelled", Usage())
         except Exception as error:  # an agent's own failure ends its turn, never the VM's action
             outcome = TurnOutcome(

@@ -34,6 +34,8 @@ from typing import Literal, TypeVar
 import bashkit
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentos_nb.vm.tool_results import describe
+
 Feature = Literal["python", "sqlite"]
 EntryKind = Literal["file", "directory", "symlink", "other"]
 
@@ -83,6 +85,8 @@ class CommandCall:
 
 @dataclass(frozen=True, slots=True)
 class CommandReply:
+    """What a host command answers, as a process would: its output and exit code."""
+
     stdout: str = ""
     stderr: str = ""
     exit_code: int = 0
@@ -93,6 +97,8 @@ CommandHandler = Callable[[CommandCall], Awaitable[CommandReply]]
 
 @dataclass(frozen=True, slots=True)
 class ShellRun:
+    """How a script ended, as the shell ran it; `exec` turns it into an `ExecResult`."""
+
     exit_code: int
     stdout: str
     stderr: str
@@ -102,6 +108,8 @@ class ShellRun:
 
 @dataclass(frozen=True, slots=True)
 class EntryInfo:
+    """What the filesystem holds at a path: permission bits, times as Unix timestamps."""
+
     kind: EntryKind
     size: int
     mode: int
@@ -202,7 +210,9 @@ class Shell:
 
     def _interpreter(self, *, with_commands: bool, cwd: str = HOME) -> _Interpreter:
         running: set[asyncio.Task[object]] = set()
-        builtins = {name: _builtin(handler, running) for name, handler in self._commands.items()}
+        builtins: dict[str, Callable[[bashkit.BuiltinContext], str | Awaitable[bashkit.BuiltinResult]]] = {
+            name: _builtin(handler, running) for name, handler in self._commands.items()
+        }
         builtins[_STDIN_COMMAND] = self._feed_stdin
         bash = bashkit.Bash(
             username=USERNAME,
@@ -225,27 +235,36 @@ class Shell:
     # --- files: absolute, normalised paths; errors are OSErrors that name the path ---------------
 
     def read(self, path: str) -> bytes:
+        """The file's bytes. Paths are taken as given here, symlinks unresolved: the VM's
+        file API (`agentos_nb.vm.files`) resolves them first."""
         return _fs_call(path, self._fs.read_file, path)
 
     def write(self, path: str, content: bytes) -> None:
+        """Create or replace the file; its directory must exist (`FileNotFoundError`)."""
         _fs_call(path, self._fs.write_file, path, content)
 
     def mkdir(self, path: str, *, parents: bool = False) -> None:
+        """Make a directory; with `parents`, the missing ones above it too."""
         _fs_call(path, self._fs.mkdir, path, parents)
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
+        """Remove a file, a symlink, or a directory (a non-empty one only if `recursive`)."""
         _fs_call(path, self._fs.remove, path, recursive)
 
     def rename(self, source: str, target: str) -> None:
+        """Move `source` to `target`, replacing a file there."""
         _fs_call(source, self._fs.rename, source, target)
 
     def symlink(self, target: str, link: str) -> None:
+        """Make `link` point at `target`, which need not exist."""
         _fs_call(link, self._fs.symlink, target, link)
 
     def read_link(self, path: str) -> str:
+        """Where the symlink at `path` points, as it was written."""
         return _fs_call(path, self._fs.read_link, path)
 
     def chmod(self, path: str, mode: int) -> None:
+        """Set the permission bits."""
         _fs_call(path, self._fs.chmod, path, mode)
 
     def info(self, path: str) -> EntryInfo | None:
@@ -256,6 +275,7 @@ class Shell:
             return None
 
     def list_dir(self, path: str) -> list[tuple[str, EntryInfo]]:
+        """The names in a directory with what each holds, in no particular order."""
         entries = _fs_call(path, self._fs.read_dir, path)
         return [(entry["name"], _entry_info(entry["metadata"])) for entry in entries]
 
@@ -274,6 +294,8 @@ class PersistentShell:
         self._interpreter: _Interpreter | None = None
 
     async def run(self, script: str, *, timeout: float | None = None) -> ShellRun:
+        """Run `script` in this shell, after the scripts before it; `timeout` in seconds, the
+        limits' by default."""
         analysis = _parse(script)
         if isinstance(analysis, ShellRun):
             return analysis
@@ -371,9 +393,9 @@ def _builtin(
                 CommandCall(context.name, list(context.argv), context.stdin, dict(context.env), context.cwd)
             )
         except Exception as error:  # a host command must fail like a program, never take the shell down
-            reply = CommandReply(stderr=f"{context.name}: {type(error).__name__}: {error}\n", exit_code=1)
+            reply = CommandReply(stderr=f"{context.name}: {describe(error)}\n", exit_code=1)
         finally:
-            running.discard(task)  # type: ignore[arg-type]
+            running.discard(task)
         return bashkit.BuiltinResult(stdout=reply.stdout, stderr=reply.stderr, exit_code=reply.exit_code)
 
     return call

@@ -29,9 +29,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
+from agentos_nb.vm.tool_results import ToolErrorCode, ToolFailure
 from agentos_nb.vm.toolkits import HostTool, Toolkit
-
-EXIT_CODES: dict[str, int] = {"VALIDATION_ERROR": 2, "TOOL_NOT_FOUND": 2, "EXECUTION_ERROR": 1, "TIMEOUT": 1}
 
 # Options of the command itself; a field whose flag would collide is settable through JSON only.
 RESERVED_FLAGS = frozenset({"json", "json-file", "help"})
@@ -42,14 +41,11 @@ _LIST_ORIGINS = (list, tuple, set, frozenset, collections.abc.Sequence, collecti
 _STRUCTURED = (BaseModel, Mapping, list, tuple, set, frozenset)
 
 
-class ToolUsageError(Exception):
-    """A command line that does not make a valid call: the shim prints it as
-    `{"ok": false, "error": code, ...}` and exits with `EXIT_CODES[code]`."""
+class ToolUsageError(ToolFailure):
+    """A command line that does not make a valid call; `flag` names the one to fix."""
 
-    def __init__(self, code: str, message: str, flag: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    def __init__(self, code: ToolErrorCode, message: str, flag: str | None = None) -> None:
+        super().__init__(code, message)
         self.flag = flag
 
 
@@ -57,7 +53,7 @@ class HelpRequested(ToolUsageError):
     """`--help` or `-h` where a flag may stand (not as a flag's value): show help instead."""
 
     def __init__(self, token: str) -> None:
-        super().__init__("VALIDATION_ERROR", f"{token} asks for help", token)
+        super().__init__(ToolErrorCode.VALIDATION_ERROR, f"{token} asks for help", token)
 
 
 HELP_TOKENS = frozenset({"--help", "-h"})
@@ -270,18 +266,6 @@ def list_tools_text(toolkits: Sequence[Toolkit]) -> str:
     return f"{header}\n\n{tool_reference(toolkits)}\n"
 
 
-def ok_result(result: Any) -> str:
-    """The stdout line of a successful call; raises PydanticSerializationError for a result that
-    pydantic cannot turn into JSON, and ValueError for one that JSON cannot hold (NaN)."""
-    body = {"ok": True, "result": to_jsonable_python(result)}
-    return json.dumps(body, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def error_result(code: str, message: str) -> str:
-    """The stdout line of a failed call; the exit code is `EXIT_CODES[code]`."""
-    return json.dumps({"ok": False, "error": code, "message": message}, ensure_ascii=False) + "\n"
-
-
 # --- describing a model's fields as flags -------------------------------------------------------
 
 
@@ -374,7 +358,7 @@ def _keys(field: str, info: FieldInfo) -> set[str]:
 
 
 def _usage(message: str, flag: str | None) -> ToolUsageError:
-    return ToolUsageError("VALIDATION_ERROR", message, flag)
+    return ToolUsageError(ToolErrorCode.VALIDATION_ERROR, message, flag)
 
 
 def _lookup(flags: Mapping[str, _Flag], name: str) -> tuple[_Flag | None, bool]:
@@ -525,7 +509,7 @@ def _tool(toolkit: Toolkit, tool_name: str) -> HostTool:
         close = difflib.get_close_matches(tool_name, list(toolkit.tools), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ToolUsageError(
-            "TOOL_NOT_FOUND",
+            ToolErrorCode.TOOL_NOT_FOUND,
             f"{toolkit.command} has no tool {tool_name!r}{hint}; its tools: {', '.join(toolkit.tools)}",
         )
     return toolkit.tools[tool_name]

@@ -18,7 +18,8 @@ from agentos_nb.errors import InvalidDefinition
 from agentos_nb.vm.files import resolve_path
 
 if TYPE_CHECKING:
-    from agentos_nb.actors.handles import ActorHandle, Client
+    from agentos_nb.actors.handles import Client
+    from agentos_nb.vm.handle import VmHandle
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 MAX_DESCRIPTION = 200
@@ -29,7 +30,7 @@ class ToolContext:
     """What a tool's `execute` learns about its call: who called, from where, and how to
     reach the other actors of the registry."""
 
-    vm: ActorHandle
+    vm: VmHandle
     key: tuple[str, ...]
     client: Client
     cwd: str
@@ -49,6 +50,9 @@ timeout then answers the caller at once, but cannot stop the thread)."""
 
 @dataclass(frozen=True, slots=True)
 class HostTool:
+    """A host function made by `host_tool(...)`: `execute(input, ctx)` runs on the host with
+    the input validated by `input_schema`, for at most `timeout` seconds."""
+
     description: str
     input_schema: type[BaseModel]
     execute: Execute
@@ -58,6 +62,8 @@ class HostTool:
 
 @dataclass(frozen=True, slots=True)
 class Toolkit:
+    """Host tools under one command, made by `toolkit(...)`: `agentos-<name> <tool>` in a VM."""
+
     name: str
     description: str
     tools: Mapping[str, HostTool] = field(default_factory=dict)

@@ -8,7 +8,7 @@ reader, a screen reader and a browser test all find the same words.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agentos_nb.jupyter.dashboard.markup import esc
 from agentos_nb.jupyter.dashboard.text import clip
@@ -41,7 +41,7 @@ def call_graph(
     callers = _ordered(caller for (caller, _), _ in first)
     tools = _ordered((caller, tool) for (caller, tool), _ in first)
     reached_actors = _ordered(actor for (_, _, actor), _ in second)
-    columns = [callers, tools, reached_actors]
+    columns: list[list[Any]] = [callers, tools, reached_actors]
     rows = max(len(column) for column in columns)
     height = 2 * PAD + rows * NODE_HEIGHT + (rows - 1) * ROW_GAP + 18
     width = 2 * PAD + 3 * NODE_WIDTH + 2 * COLUMN_GAP

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ipywidgets as widgets
@@ -121,9 +121,13 @@ class Dashboard:
             return SessionsTab(self.registry, self._fetcher)
         if title == "Files":
             return FilesTab(self.registry, self._fetcher)
-        return {"Actors": ActorsTab, "Queues": QueuesTab, "Tool calls": ToolCallsTab, "Events": EventsTab}[
-            title
-        ]()
+        simple: dict[str, Callable[[], TabView]] = {
+            "Actors": ActorsTab,
+            "Queues": QueuesTab,
+            "Tool calls": ToolCallsTab,
+            "Events": EventsTab,
+        }
+        return simple[title]()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         if self.closed:

@@ -7,6 +7,7 @@ that missed updates (it started late, or events were dropped) is filled in from 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Sequence
 from typing import Any
 
@@ -129,8 +130,8 @@ class SessionsTab(TabView):
             handle = vm_handle(self._registry, ref)
             self._fetcher.start(
                 ("sessions", ref.actor_id),
-                lambda handle=handle: handle.list_sessions(include_closed=True),
-                lambda infos, error, ref=ref: self._discovered_in(board, ref, infos, error),
+                functools.partial(handle.list_sessions, include_closed=True),
+                functools.partial(self._discovered_in, board, ref),
             )
 
     def _discovered_in(self, board: SessionBoard, ref: ActorRef, infos: Any, error: Exception | None) -> None:

@@ -13,18 +13,13 @@ from agentos_nb.jupyter.dashboard.actors_state import ActorsState
 from agentos_nb.vm import agent_os
 
 
-def is_vm(registry: Registry, name: str) -> bool:
-    """Made by `agent_os(...)`: its actions are the VM's own."""
-    definition = registry.definitions.get(name)
-    return definition is not None and definition.actions.get("readdir") is agent_os.readdir
-
-
 def known_vms(registry: Registry, actors: ActorsState) -> list[ActorRef]:
     """The VMs the dashboard knows of (from overviews and events), gone ones left out."""
+    vm_types = {name for name, definition in registry.definitions.items() if agent_os.is_vm(definition)}
     return [
         ref
         for actor_id, ref in actors.refs.items()
-        if is_vm(registry, ref.name) and actors.status_of(actor_id) != "gone"
+        if ref.name in vm_types and actors.status_of(actor_id) != "gone"
     ]
 
 

@@ -1,0 +1,145 @@
+"""`c.queue`: how an actor's run loop and actions read its queues and push to them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from agentos_nb.actors.deadlines import deadline_after
+from agentos_nb.actors.mailbox import Mailbox
+from agentos_nb.actors.message import Message
+from agentos_nb.errors import PreviousMessageNotCompleted
+
+# How long `next()` on a closed mailbox waits when asked again (see `_closed_answer`).
+CLOSED_POLL_SECONDS = 0.05
+
+
+class QueueConsumer:
+    """`c.queue`: how an actor reads its queues, one message at a time, and pushes to them.
+
+    A plain message is acknowledged when the consumer asks for the next one (or the run loop
+    or action that took it returns); a completable one only by `complete()`. Whatever is still
+    held when the run loop or action crashes goes back to its queue as a failed attempt. Each
+    task (the run loop, each action call) is its own consumer: one task's `next()` or crash
+    never settles what another task is working on.
+    """
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self._mailbox = mailbox
+        self._holdings: dict[asyncio.Task[Any] | None, list[Message]] = {}
+        self._told_closed = False
+
+    async def next(
+        self,
+        names: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+        completable: bool = False,
+    ) -> Message | None:
+        """The next message, or None on timeout or when the actor is going to sleep."""
+        batch = await self.next_batch(1, names, timeout=timeout, completable=completable)
+        return batch[0] if batch else None
+
+    async def next_batch(
+        self,
+        count: int,
+        names: str | Iterable[str] | None = None,
+        *,
+        timeout: float | None = None,
+        completable: bool = False,
+    ) -> list[Message]:
+        """Wait for at least one message and return up to `count`, oldest first; [] on timeout
+        or when the actor is going to sleep."""
+        if count < 1:
+            raise ValueError(f"next_batch needs a count of at least 1, not {count}")
+        deadline = deadline_after(timeout)
+        return await self._receive(count, names, deadline, completable, wait=True)
+
+    async def try_next(
+        self, names: str | Iterable[str] | None = None, *, completable: bool = False
+    ) -> Message | None:
+        """A message if one is pending now, else None; never waits."""
+        batch = await self._receive(1, names, None, completable, wait=False)
+        return batch[0] if batch else None
+
+    async def iter(
+        self, names: str | Iterable[str] | None = None, *, completable: bool = False
+    ) -> AsyncIterator[Message]:
+        """Messages one at a time, until the actor goes to sleep (then the loop just ends)."""
+        while batch := await self._receive(1, names, None, completable, wait=True):
+            yield batch[0]
+
+    async def push(self, name: str, body: Any) -> int:
+        """Enqueue onto one of this actor's own queues; returns the message id."""
+        message = await self._mailbox.enqueue(name, body)
+        return message.id
+
+    async def finish(self) -> None:
+        """The current task is done consuming: acknowledge its plain messages, give back the rest."""
+        await self._acknowledge_plain(asyncio.current_task())
+        await self.abandon(error=None)
+
+    async def abandon(self, *, error: str | None, every_task: bool = False) -> None:
+        """Give back what the current task (or every task) holds; an `error` makes it a failed attempt."""
+        if every_task:
+            held = [m for messages in self._holdings.values() for m in messages]
+            self._holdings.clear()
+        else:
+            held = self._holdings.pop(asyncio.current_task(), [])
+        await self._mailbox.release([m for m in held if not m.settled], error=error)
+
+    async def _receive(
+        self,
+        count: int,
+        names: str | Iterable[str] | None,
+        deadline: float | None,
+        completable: bool,
+        *,
+        wait: bool,
+    ) -> list[Message]:
+        mailbox = self._mailbox
+        state = mailbox.state
+        chosen = mailbox.check_names(names)
+        task = asyncio.current_task()
+        if task in self._holdings:
+            for held_message in self._holdings[task]:
+                if held_message.completable and not held_message.settled:
+                    raise PreviousMessageNotCompleted(
+                        f"complete message {held_message.id} from queue {held_message.name!r} "
+                        "before asking for another"
+                    )
+            await self._acknowledge_plain(task)
+        while True:
+            if state.closed:
+                return await self._closed_answer()
+            taken = state.take(chosen, count)
+            if taken:
+                break
+            if not wait or not await mailbox.wait_for_message(chosen, deadline):
+                return []
+        held = self._holdings.setdefault(task, [])
+        for message in taken:
+            message.completable = completable
+            held.append(message)
+            await mailbox.lease(message)
+        return taken
+
+    async def _closed_answer(self) -> list[Message]:
+        """Nothing, since the actor is going to sleep. A loop that keeps asking anyway waits a
+        little each time, so it cannot starve the event loop before the grace period ends it."""
+        if self._told_closed:
+            await asyncio.sleep(CLOSED_POLL_SECONDS)
+        self._told_closed = True
+        return []
+
+    async def _acknowledge_plain(self, task: asyncio.Task[Any] | None) -> None:
+        held = self._holdings.pop(task, None)
+        if not held:
+            return
+        still_open = [m for m in held if m.completable and not m.settled]
+        if still_open:
+            self._holdings[task] = still_open
+        for message in held:
+            if not message.completable and not message.settled:
+                await self._mailbox.acknowledge(message)

@@ -1,0 +1,174 @@
+"""`setup(use=...)` and the registry it returns: the runtime (`actors/registry.py`) with its faces
+composed on top, so that the runtime itself never reaches up for them.
+
+In a plain script, with no loop running, `registry.start()` serves the HTTP API and blocks, as
+the seed's server does; in a notebook it starts the runtime on the kernel's loop and returns at
+once, serving only when asked (`start(serve=True)`, `await registry.serve()`).
+`registry.dashboard()` shows it in widgets. Each face (`agentos_nb.http`, `agentos_nb.jupyter`)
+loads only when one of these asks for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from agentos_nb.actors import registry as runtime
+from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.errors import InvalidDefinition
+from agentos_nb.store import Store, open_store
+
+if TYPE_CHECKING:
+    from agentos_nb.http.server import HttpServer, ServerInfo
+    from agentos_nb.jupyter.dashboard import Dashboard
+
+# Where `start()` serves in a plain script, as Rivet's registries do.
+SERVE_HOST = "127.0.0.1"
+SERVE_PORT = 6420
+
+logger = logging.getLogger(__name__)
+
+
+class Registry(runtime.Registry):
+    """The runtime, served over HTTP and shown in widgets when asked to."""
+
+    def __init__(self, definitions: Mapping[str, ActorDefinition], store: Store, name: str) -> None:
+        super().__init__(definitions, store, name)
+        self._server: HttpServer | None = None
+
+    def start(
+        self,
+        *,
+        serve: bool | None = None,
+        host: str = SERVE_HOST,
+        port: int = SERVE_PORT,
+        token: str | None = None,
+    ) -> Self:
+        """Start the runtime.
+
+        With a running event loop (a notebook cell), start on it and return at once; with
+        `serve=True`, also serve the HTTP API in the background (`await registry.serve(...)`
+        does the same and says where). With no running loop (a plain script), serve the HTTP
+        API on host:port and block until Ctrl-C or SIGTERM, then drain and stop (a second one
+        cuts the drain short and exits 130); `serve=False` refuses instead. The token is
+        generated unless given; clients on this machine find it in the registry's runtime file.
+        """
+        if serve is not False and not _loop_running():
+            from agentos_nb.http.serving import ServeInterrupted
+
+            try:
+                asyncio.run(serve_until_signalled(self, host=host, port=port, token=token))
+            except ServeInterrupted:  # a second Ctrl-C cut the drain short: exit as a shell expects
+                raise SystemExit(130) from None
+            return self
+        super().start()
+        if serve:
+            self.spawn(self._serve_in_background(host, port, token))
+        return self
+
+    async def serve(
+        self,
+        *,
+        host: str = SERVE_HOST,
+        port: int = SERVE_PORT,
+        token: str | None = None,
+        max_body_bytes: int | None = None,
+    ) -> ServerInfo:
+        """Serve the HTTP API on the running loop without blocking (starting the registry if
+        needed), and say where: the URL, and the runtime file that holds the token. Serving
+        already, it says where it serves."""
+        from agentos_nb.http.server import DEFAULT_MAX_BODY_BYTES, HttpServer  # loads only when asked for
+
+        serving = self.server
+        if serving is not None and serving.info is not None:
+            return serving.info
+        if self.phase == "new":
+            self.start(serve=False)
+        await self.ready()
+        if self._server is None:
+            self._server = HttpServer(
+                self,
+                host=host,
+                port=port,
+                token=token,
+                max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
+            )
+        try:
+            info = self._server.start()
+        except BaseException:
+            self._server = None
+            raise
+        self.attach(self._server)  # stopping the registry drains the server, then closes it
+        return info
+
+    @property
+    def server(self) -> HttpServer | None:
+        """The HTTP server, while this registry serves."""
+        server = self._server
+        return None if server is None or server.closed.is_set() else server
+
+    async def _serve_in_background(self, host: str, port: int, token: str | None) -> None:
+        try:
+            await self.serve(host=host, port=port, token=token)
+        except Exception:  # nobody awaits this task: the log is where a failure to bind shows
+            logger.exception("registry %r could not serve HTTP on %s:%s", self.name, host, port)
+
+    def dashboard(self, **options: Any) -> Dashboard:
+        """A live ipywidgets dashboard of this registry (see `agentos_nb.jupyter.dashboard`)."""
+        from agentos_nb.jupyter.dashboard import Dashboard  # widgets load only when asked for
+
+        return Dashboard(self, **options)
+
+
+async def serve_until_signalled(
+    registry: Registry,
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    max_body_bytes: int | None = None,
+    ready: Callable[[ServerInfo], None] | None = None,
+) -> None:
+    """Serve until Ctrl-C or SIGTERM (or until the registry is stopped), then drain and stop:
+    `registry.start()` in a script, and `agentos-nb serve`. `ready` hears where it serves. A
+    second signal while draining cuts the drain short and raises `ServeInterrupted` (a
+    `KeyboardInterrupt`)."""
+    from agentos_nb.http.serving import stop_when_signalled
+
+    try:
+        info = await registry.serve(host=host, port=port, token=token, max_body_bytes=max_body_bytes)
+    except BaseException:
+        await registry.stop()
+        raise
+    if ready is not None:
+        ready(info)
+    server = registry.server
+    assert server is not None
+    await stop_when_signalled(registry, server)
+
+
+def setup(
+    *,
+    use: Mapping[str, ActorDefinition],
+    store: str | Store = "memory",
+    name: str | None = None,
+) -> Registry:
+    """Gather actor definitions into a registry. `store` is "memory" or a store object."""
+    for actor_name, definition in use.items():
+        if not actor_name.isidentifier():
+            raise InvalidDefinition(f"actor name {actor_name!r} is not a Python identifier")
+        if not isinstance(definition, ActorDefinition):
+            raise InvalidDefinition(
+                f"use[{actor_name!r}] must be made with actor(...), not {type(definition).__name__}"
+            )
+    return Registry(use, open_store(store), name or ",".join(sorted(use)))
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
