@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import pytest
 from fake_providers import DROP, Failure, FakeProvider, Reply, ToolCall
 from pydantic_ai.models import override_allow_model_requests
@@ -341,3 +342,93 @@ async def test_a_cancelled_turn_leaves_a_conversation_the_provider_accepts(
 
 async def _has_tool_call(vm, session_id: str) -> bool:
     return any(u.session_update == "tool_call" for u in await vm.get_session_events(session_id))
+
+
+# --- keys follow their endpoint -------------------------------------------------------------------
+
+HOST_SECRET = "sk-ant-api03-HOSTKEY-only-for-the-host-endpoint-42"
+HOST_OPENAI_SECRET = "sk-proj-HOSTKEY-only-for-the-host-endpoint-24"
+
+
+@pytest.fixture
+def host_keys(monkeypatch):
+    """The host's own keys, in its environment, for the providers' default endpoints."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", HOST_SECRET)
+    monkeypatch.setenv("OPENAI_API_KEY", HOST_OPENAI_SECRET)
+
+
+def no_host_key_reached(fake: FakeProvider) -> bool:
+    return all(r.api_key not in (HOST_SECRET, HOST_OPENAI_SECRET) for r in fake.requests)
+
+
+@pytest.mark.parametrize(
+    ("model", "env"),
+    [
+        (None, {"ANTHROPIC_BASE_URL": "{url}"}),
+        ("anthropic:claude-fake", {"ANTHROPIC_BASE_URL": "{url}"}),
+        (ModelConfig(provider="anthropic", name="claude-fake", base_url="{url}"), {}),
+    ],
+    ids=["env-default-model", "env-named-model", "model-config"],
+)
+async def test_a_base_url_a_caller_gives_never_gets_the_hosts_key(
+    vm, fake_provider, allowed, host_keys, model, env
+):
+    url = fake_provider.base_url_anthropic
+    if isinstance(model, ModelConfig):
+        model = model.model_copy(update={"base_url": url})
+    env = {name: value.format(url=url) for name, value in env.items()}
+    with pytest.raises(errors.ModelNotAvailable, match="base URL given with the session"):
+        await vm.create_session("pi", model=model, env=env)
+    assert fake_provider.requests == []
+
+
+async def test_a_callers_local_openai_server_gets_a_placeholder_never_the_hosts_key(
+    vm, fake_provider, allowed, host_keys
+):
+    fake_provider.script(Reply("local answer"))
+    config = ModelConfig(provider="openai", name="llama3", base_url=fake_provider.base_url_openai)
+    session = await vm.create_session("pi", model=config)
+    assert (await vm.send_prompt(session.session_id, "hi")).text == "local answer"
+    assert [r.api_key for r in fake_provider.requests] == ["api-key-not-set"]
+
+
+async def test_a_callers_own_key_goes_to_its_own_base_url_retries_included(
+    vm, fake_provider, allowed, host_keys
+):
+    fake_provider.script(Failure(429, retry_after="0"), DROP, Reply("finally"))
+    session = await vm.create_session(
+        "pi", model="anthropic:claude-fake", env=keys_for(fake_provider, "anthropic")
+    )
+    assert (await vm.send_prompt(session.session_id, "hello")).text == "finally"
+    assert len(fake_provider.requests) == 3
+    assert {r.api_key for r in fake_provider.requests} == {ANTHROPIC_SECRET}
+
+
+async def test_an_endpoint_the_host_configured_may_carry_the_hosts_key(
+    start_registry, fake_provider, allowed, host_keys
+):
+    config = ModelConfig(provider="anthropic", name="claude-fake", base_url=fake_provider.base_url_anthropic)
+    registry = await start_registry(vm=agent_os(software=[common, Pi(model=config)]))
+    vm = registry.client().vm.get_or_create(["hosted"])
+    fake_provider.script(Reply("from the host's endpoint"))
+    session = await vm.create_session("pi")
+    assert (await vm.send_prompt(session.session_id, "hi")).text == "from the host's endpoint"
+    assert {r.api_key for r in fake_provider.requests} == {HOST_SECRET}
+
+
+async def test_over_http_a_base_url_in_the_request_never_gets_the_hosts_key(
+    start_registry, fake_provider, allowed, host_keys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("AGENTOS_NB_RUNTIME_DIR", str(tmp_path))
+    registry = await start_registry(vm=agent_os(software=[common, Pi()]))
+    info = await registry.serve(port=0)
+    headers = {"Authorization": f"Bearer {info.token.get_secret_value()}"}
+    async with httpx.AsyncClient(base_url=info.url, headers=headers) as http:
+        for body in (
+            {"env": {"ANTHROPIC_BASE_URL": fake_provider.base_url_anthropic}},
+            {"env": {"OPENAI_BASE_URL": "https://api.attacker.example/v1"}, "model": "openai:gpt-fake"},
+        ):
+            reply = await http.post("/actors/vm/x/sessions", json=body)
+            assert (reply.status_code, reply.json()["error"]) == (422, "session.model_not_available")
+    assert fake_provider.requests == []
+    assert no_host_key_reached(fake_provider)

@@ -91,10 +91,17 @@ def resolve_model(
     env: Mapping[str, str] | None,
     offline: Callable[[], Model],
     host_env: Mapping[str, str] | None = None,
+    configured_by_host: bool = False,
 ) -> ResolvedModel:
     """The model a session uses: the one given, else the one the keys in the environment pick, else
-    the offline model. Raises `ModelNotAvailable` when the choice can't be honoured."""
-    sources = [env or {}, os.environ if host_env is None else host_env]
+    the offline model. Raises `ModelNotAvailable` when the choice can't be honoured.
+
+    `env` is the caller's (the session's); `configured_by_host` says `model` came from the host's
+    own code (a VM type's default) rather than from the caller. Keys follow their endpoint: a base
+    URL the caller gave is used only with a key the caller gave, so the host's key goes only to the
+    provider's own endpoint or to one the host configured, never to one a request names."""
+    caller, host = env or {}, os.environ if host_env is None else host_env
+    sources = [caller, host]
     for source in sources:
         _remember_secrets(source.get(var) for var in _KEY_VARS.values())
 
@@ -109,14 +116,13 @@ def resolve_model(
     if isinstance(model, ModelConfig):
         _remember_secrets([model.api_key])
         api = model.api or ("chat" if model.base_url else "responses")
-        return _build(
-            model.provider, model.name, sources, "given explicitly", model.api_key, model.base_url, api
-        )
+        given = _Given(model.api_key, model.base_url, by_caller=not configured_by_host)
+        return _build(model.provider, model.name, caller, host, "given explicitly", given, api)
     if isinstance(model, str):
         prefix, name = _split_name(model)
         if prefix == "offline":
             return _offline(offline, "given explicitly")
-        return _build(prefix, name, sources, "given explicitly")
+        return _build(prefix, name, caller, host, "given explicitly")
 
     if model is not None:
         raise TypeError(
@@ -128,7 +134,8 @@ def resolve_model(
             ("openai", DEFAULT_OPENAI_MODEL),
         ):
             if source.get(_KEY_VARS[provider]):
-                return _build(provider, default_name, sources, f"{_KEY_VARS[provider]} is set in {where}")
+                reason = f"{_KEY_VARS[provider]} is set in {where}"
+                return _build(provider, default_name, caller, host, reason)
     return _offline(offline, "no ANTHROPIC_API_KEY or OPENAI_API_KEY: using the offline model")
 
 
@@ -161,23 +168,49 @@ def _split_name(model: str) -> tuple[str, str]:
     return prefix, name.strip()
 
 
+@dataclass(frozen=True)
+class _Given:
+    """A `ModelConfig`'s own key and base URL, and whether the caller or the host's code gave them."""
+
+    api_key: str | None
+    base_url: str | None
+    by_caller: bool
+
+
 def _build(
     prefix: str,
     name: str,
-    sources: list[Mapping[str, str]],
+    caller: Mapping[str, str],
+    host: Mapping[str, str],
     reason: str,
-    api_key: str | None = None,
-    base_url: str | None = None,
+    given: _Given | None = None,
     api: OpenAIApi | None = None,
 ) -> ResolvedModel:
-    """The model `prefix:name` (`openai-chat` is OpenAI over Chat Completions, and keeps its name)."""
+    """The model `prefix:name` (`openai-chat` is OpenAI over Chat Completions, and keeps its name),
+    with a key that may go where it is sent: see `resolve_model`."""
     provider = "openai" if prefix == "openai-chat" else prefix
     key_var, url_var = _KEY_VARS[provider], _URL_VARS[provider]
-    api_key = api_key or _lookup(key_var, sources)
-    base_url = base_url or _lookup(url_var, sources)
+    given = given or _Given(None, None, by_caller=True)
+    caller_key = (given.api_key if given.by_caller else None) or caller.get(key_var)
+    host_key = (None if given.by_caller else given.api_key) or host.get(key_var)
+    base_url: str | None
+    if given.base_url:
+        base_url, url_by_caller = given.base_url, given.by_caller
+    elif caller.get(url_var):
+        base_url, url_by_caller = caller[url_var], True
+    else:
+        base_url, url_by_caller = host.get(url_var) or None, False
+    api_key = caller_key or (None if url_by_caller else host_key)
     if not api_key:
         if provider == "openai" and base_url and _is_local(base_url):
             api_key = LOCAL_PLACEHOLDER_KEY
+        elif host_key:
+            raise ModelNotAvailable(
+                f"model {prefix}:{name} is to be sent to {base_url}, a base URL given with the "
+                f"session, so it needs the API key given with it too ({key_var} in the same env, "
+                "or ModelConfig(api_key=...)): the host's key goes only to endpoints the host set",
+                variable=key_var,
+            )
         else:
             raise ModelNotAvailable(
                 f"model {prefix}:{name} needs an API key: set {key_var} in the session env "
@@ -224,10 +257,6 @@ def _openai_model(name: str, api_key: str, base_url: str | None, api: OpenAIApi)
 
 def _offline(factory: Callable[[], Model], reason: str) -> ResolvedModel:
     return ResolvedModel(factory(), OFFLINE_NAME, "offline", True, reason)
-
-
-def _lookup(var: str, sources: list[Mapping[str, str]]) -> str | None:
-    return next((value for source in sources if (value := source.get(var))), None)
 
 
 def _is_local(url: str) -> bool:

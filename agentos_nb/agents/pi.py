@@ -55,7 +55,13 @@ class Pi:
             model = ModelConfig.model_validate(model)
         # In a thread: a provider's client loads its TLS context (tens of ms), and the first
         # import of its SDK takes seconds.
-        resolved = await asyncio.to_thread(resolve_model, model, env=request.env, offline=offline_model)
+        resolved = await asyncio.to_thread(
+            resolve_model,
+            model,
+            env=request.env,
+            offline=offline_model,
+            configured_by_host=request.model is None,
+        )
         # A client built here from keys is the session's to close; a model object given is the caller's.
         owns_client = not isinstance(model, Model) and not resolved.offline
         return PiSession(request, resolved, system_prompt(request), self._retry, owns_client=owns_client)
