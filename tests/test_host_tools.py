@@ -523,3 +523,63 @@ async def test_tools_are_reachable_however_the_command_is_spelled(seed, command)
         finished = await next_event(calls, "tool.call_finished")
     assert finished.ok, (command, result)
     assert await reviewer.read_file("/home/user/a.ts") == b"a"
+
+
+DEEP = "[" * 3000 + "]" * 3000
+HUGE = "9" * 5000
+
+
+async def test_hostile_json_is_a_usage_error_with_one_json_line_and_an_event(seed):
+    """Deep nesting and huge numbers, by every way JSON comes in: exit 2, one JSON line naming
+    the source, and a tool event; never a Python traceback."""
+    registry, writer, _ = seed
+    await writer.write_file("/home/user/deep.json", '{"path": ' + DEEP + "}")
+    await writer.write_file("/home/user/huge.json", '{"path": "a", "extra": ' + HUGE + "}")
+    cases = [
+        ("agentos-review submit --json-file deep.json", "--json-file"),
+        ("agentos-review submit --json-file huge.json", "--json-file"),
+        (f"agentos-review submit --json '{{\"path\": {DEEP}}}'", "--json"),
+        ("agentos-review submit < deep.json", "stdin"),
+        ("agentos-review submit < huge.json", "stdin"),
+    ]
+    with registry.bus.subscribe(types=["tool.call_finished"]) as finished:
+        for command, source in cases:
+            result = await writer.exec(command)
+            assert len(result.stdout.splitlines()) == 1, command
+            body = _json(result.stdout)
+            assert (result.exit_code, body["ok"], body["error"]) == (2, False, "VALIDATION_ERROR"), command
+            assert source in body["message"], command
+            assert len(body["message"]) < 400, command
+            assert "Traceback" not in result.stderr, command
+            event = await next_event(finished, "tool.call_finished")
+            assert event.error == "VALIDATION_ERROR", command
+
+
+_FLAG_WORDS = st.sampled_from(["--path", "--json", "--json-file", "--no-path", "--path=", "-h", "--"])
+_WORDS = st.one_of(
+    _FLAG_WORDS,
+    st.text(max_size=12),
+    st.just(DEEP),
+    st.just(HUGE),
+    st.just("{" + '"path": ' + HUGE + "}"),
+)
+_STDIN = st.one_of(st.none(), st.text(max_size=40), st.just(DEEP), st.just('{"path": ' + HUGE + "}"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORDS, max_size=6), _STDIN)
+def test_any_argv_and_stdin_gives_a_request_help_or_one_json_line_with_exit_1_or_2(argv, stdin):
+    """The command's contract for whatever an agent types: a tool call, help, or a failure that
+    is exactly one JSON line with exit 1 or 2; no other exception escapes."""
+    call = CommandCall(name="agentos-review", argv=["submit", *argv], stdin=stdin, env={}, cwd="/home/user")
+    try:
+        read_request(review_toolkit(), call, read_text=lambda path, cwd: DEEP)
+    except ToolFailure as failure:
+        failed: ToolFailure | None = failure
+    else:
+        failed = None  # a tool call or help: the command goes on
+    if failed is not None:
+        [line] = failed.stdout.splitlines()
+        body = json.loads(line)
+        assert (set(body), body["ok"]) == ({"ok", "error", "message"}, False)
+        assert failed.exit_code in (1, 2)

@@ -398,12 +398,12 @@ def _convert(flag: _Flag, text: str) -> Any:
         try:
             return int(text)
         except ValueError:
-            raise _usage(f"{flag.option} takes an integer, not {text!r}", flag.option) from None
+            raise _usage(f"{flag.option} takes an integer, not {_cut(text)}", flag.option) from None
     if flag.kind == "number":
         try:
             return float(text)
         except ValueError:
-            raise _usage(f"{flag.option} takes a number, not {text!r}", flag.option) from None
+            raise _usage(f"{flag.option} takes a number, not {_cut(text)}", flag.option) from None
     if flag.kind == "choice":
         by_word = {_choice_word(choice): choice for choice in flag.choices}
         if text not in by_word:
@@ -411,13 +411,11 @@ def _convert(flag: _Flag, text: str) -> Any:
         return by_word[text]
     if flag.kind == "json":
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
+            return _load_json(text)
+        except ValueError as error:
             if flag.text_fallback:
                 return text
-            raise _usage(
-                f"{flag.option} takes JSON, and {text!r} is not valid JSON: {error}", flag.option
-            ) from None
+            raise _usage(f"{flag.option} takes JSON, and {_cut(text)} is not: {error}", flag.option) from None
     return text
 
 
@@ -436,12 +434,29 @@ def _read_json_file(path: str, read_file: Callable[[str], str] | None) -> str:
         raise _usage(f"--json-file cannot read {path!r}: {error}", "--json-file") from None
 
 
+def _load_json(text: str) -> Any:
+    """JSON as a tool accepts it: whatever is wrong with `text`, a `ValueError` saying what.
+
+    `json.loads` raises more than `JSONDecodeError` on hostile input: `RecursionError` for deep
+    nesting and `ValueError` for an integer past Python's digit limit; both are bad input here."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError is one, as is "Exceeds the limit (4300 digits)"
+        raise ValueError(str(error)) from None
+
+
+def _cut(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def _json_object(text: str, source: str) -> dict[str, Any]:
     """The JSON object `source` (stdin, --json or --json-file) carries."""
     flag = source if source.startswith("--") else None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
+        value = _load_json(text)
+    except ValueError as error:
         raise _usage(f"{source} is not valid JSON: {error}", flag) from None
     if not isinstance(value, dict):
         raise _usage(f"{source} must be a JSON object {{...}}, not {type(value).__name__}", flag)
