@@ -866,3 +866,71 @@ def _resolve(document: dict, schema: dict) -> dict:
     while "$ref" in schema:
         schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
     return schema
+
+
+# --- HTTP edges ---------------------------------------------------------------------------------
+
+
+async def test_a_key_or_path_that_is_not_utf8_is_a_400_and_two_such_keys_never_meet(serve):
+    served = await serve(inbox=inbox())
+    for key in ("%FF%FE", "%FE%FF", "ok,%C3%28"):
+        reply = await served.http.put(f"/actors/inbox/{key}")
+        assert (reply.status_code, reply.json()["error"]) == (400, "http.malformed_url"), key
+    reply = await served.http.get("/actors/inbox/@%FF")
+    assert (reply.status_code, reply.json()["error"]) == (400, "http.malformed_url")
+    served_vm = await serve(vm=agent_os(software=[common]))
+    reply = await served_vm.http.get("/actors/vm/v/files/home/%FF%FE")
+    assert (reply.status_code, reply.json()["error"]) == (400, "http.malformed_url")
+    assert [view.name for view in await served.registry.overview()] == []
+
+
+async def test_a_key_past_its_limits_is_a_414_and_nothing_is_created(serve):
+    served = await serve(inbox=inbox())
+    for key in (",".join(["p"] * 33), "k" * 1025, "%C3%A9" * 513):  # 513 two-byte characters
+        reply = await served.http.put(f"/actors/inbox/{key}")
+        assert (reply.status_code, reply.json()["error"]) == (414, "http.key_too_long"), key[:20]
+    for key in (",".join(["p"] * 32), "k" * 1024):  # at both limits
+        assert (await served.http.put(f"/actors/inbox/{key}")).status_code == 200
+    assert len(await served.registry.overview()) == 2
+
+
+async def test_head_answers_where_get_does_without_a_body_but_not_on_a_stream(serve):
+    served = await serve(inbox=inbox())
+    async with httpx.AsyncClient(base_url=served.url) as anonymous:
+        reply = await anonymous.head("/health")
+        assert (reply.status_code, reply.content) == (200, b"")
+        assert (await anonymous.head("/actors")).status_code == 401  # the token still counts
+    got = await served.http.get("/actors")
+    reply = await served.http.head("/actors")
+    assert (reply.status_code, reply.content) == (200, b"")
+    assert reply.headers["content-length"] == got.headers["content-length"]
+    reply = await served.http.head("/events")
+    assert (reply.status_code, reply.headers["allow"]) == (405, "GET")
+
+
+async def test_headers_past_the_limit_get_a_431_not_a_reset(serve):
+    served = await serve(inbox=inbox())
+    reply = await served.http.get("/actors", headers={"X-Padding": "x" * 200_000})
+    assert (reply.status_code, reply.json()["error"]) == (431, "http.headers_too_large")
+    assert (await served.http.get("/health")).status_code == 200
+
+
+async def test_a_half_sent_request_is_closed_within_the_time_limits(serve, monkeypatch):
+    from agentos_nb.http import server as http_server
+
+    monkeypatch.setattr(http_server, "HEADER_SECONDS", 0.5)
+    monkeypatch.setattr(http_server, "BODY_SECONDS", 0.5)
+    served = await serve(inbox=inbox())
+    host, port = served.url.removeprefix("http://").split(":")
+    for partial in (
+        b"POST /actors/inbox/k/queues/tasks HTTP/1.1\r\nHost: x\r\n",  # headers never end
+        b"POST /actors/inbox/k/queues/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + served.token.encode()
+        + b'\r\nContent-Length: 100\r\n\r\n{"prompt"',  # the body never ends
+    ):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(partial)
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, unanswered
+        writer.close()
+    assert await served.depth("inbox", "tasks") == 0

@@ -49,6 +49,29 @@ class MalformedJson(HttpError):
     status = 400
 
 
+class MalformedUrl(HttpError):
+    """A key or VM path in the URL whose percent-encoding is not UTF-8: two such keys would
+    otherwise decode to the same replacement characters and reach one actor."""
+
+    code = "http.malformed_url"
+    status = 400
+
+
+class KeyTooLong(HttpError):
+    """A key past `MAX_KEY_PARTS` parts or `MAX_KEY_BYTES` bytes: keys name actors, they are not
+    a place to store data, and every one is kept in the store."""
+
+    code = "http.key_too_long"
+    status = 414
+
+
+class HeadersTooLarge(HttpError):
+    """Request headers past the server's limit, answered rather than dropped."""
+
+    code = "http.headers_too_large"
+    status = 431
+
+
 class BodyTooLarge(HttpError):
     """The request body is over the server's limit; nothing of it was acted on."""
 

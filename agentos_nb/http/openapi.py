@@ -149,9 +149,10 @@ def _operation(
         "responses": {
             str(route.status): _reply(route, schemas),
             "default": {
-                "description": "An error: 400 malformed JSON, 401 no or wrong token, 404 unknown actor, "
-                "queue, action or route, 405, 409, 413 body too large, 422 invalid input, 429 queue "
-                "full, 503 stopping.",
+                "description": "An error: 400 malformed JSON or a key or path that is not UTF-8, 401 "
+                "no or wrong token, 404 unknown actor, queue, action or route, 405, 409, 413 body too "
+                "large, 414 key past 32 parts or 1024 bytes, 422 invalid input, 429 queue full, 431 "
+                "headers too large, 503 stopping.",
                 "content": {"application/json": {"schema": schemas.model(ErrorBody, "serialization")}},
             },
         },

@@ -7,6 +7,7 @@ key is the empty segment (so the one-part key `[""]` has no URL). A segment star
 literal "@" names an actor by id instead (`@3f2a...`), which a percent-encoded key part never
 does ("@" is always encoded as %40).
 A VM path follows `/files/` as it is, or `~/...` for a path relative to the VM's home.
+Both must decode to UTF-8; a key has at most `MAX_KEY_PARTS` parts and `MAX_KEY_BYTES` bytes.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 from agentos_nb.errors import ValidationError
+from agentos_nb.http.errors import KeyTooLong, MalformedUrl
 
 ID_PREFIX = "@"
+MAX_KEY_PARTS = 32
+MAX_KEY_BYTES = 1024
+"""A key's limits over HTTP: its parts, and its bytes as UTF-8 (decoded, separators included)."""
 
 
 class ActorAddress(NamedTuple):
@@ -41,10 +46,24 @@ def id_segment(actor_id: str) -> str:
 def parse_actor_segment(raw: str) -> ActorAddress:
     """The actor named by a raw (still percent-encoded) path segment."""
     if raw.startswith(ID_PREFIX):
-        return ActorAddress(None, unquote(raw[len(ID_PREFIX) :]))
+        return ActorAddress(None, _decode(raw[len(ID_PREFIX) :], "actor id"))
     if not raw:
         return ActorAddress((), None)
-    return ActorAddress(tuple(unquote(part) for part in raw.split(",")), None)
+    parts = raw.split(",")
+    if len(parts) > MAX_KEY_PARTS:
+        raise KeyTooLong(f"the key has {len(parts)} parts; at most {MAX_KEY_PARTS}", limit=MAX_KEY_PARTS)
+    key = tuple(_decode(part, "key") for part in parts)
+    size = sum(len(part.encode()) for part in key) + len(key) - 1
+    if size > MAX_KEY_BYTES:
+        raise KeyTooLong(f"the key is {size} bytes; at most {MAX_KEY_BYTES}", limit=MAX_KEY_BYTES)
+    return ActorAddress(key, None)
+
+
+def _decode(raw: str, what: str) -> str:
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedUrl(f"the {what} in the URL is not UTF-8 once percent-decoded: {raw[:80]!r}") from None
 
 
 def file_path_segments(path: str) -> str:
@@ -60,7 +79,7 @@ def file_path_segments(path: str) -> str:
 
 def parse_file_path(raw_tail: str) -> str:
     """The VM path a URL tail names (the inverse of `file_path_segments`)."""
-    path = unquote(raw_tail)
+    path = _decode(raw_tail, "VM path")
     if path == "~" or path.startswith("~/"):
         return path
     return "/" + path

@@ -123,11 +123,14 @@ class Router:
         ]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for `method` on `path`. HEAD is GET without its body, except on a stream."""
         for pattern, methods in self._templates:
             found = pattern.fullmatch(path)
             if found is None:
                 continue
             route = methods.get(method)
+            if route is None and method == "HEAD" and "GET" in methods and not methods["GET"].streams:
+                route = methods["GET"]
             if route is None:
                 allowed = ", ".join(methods)
                 raise MethodNotAllowed(

@@ -2,11 +2,13 @@
 
 It binds 127.0.0.1 unless told otherwise and wants a bearer token on every route but /health
 (generated unless given, kept in a runtime file readable only by its user, never logged). A
-request is checked in this order, and the first failure answers it: route (404, 405), token
-(401), size (413: the body is dropped as it arrives, never kept), then, in the handler, JSON
-(400) and fields (422). The server is attached to its registry as a face (`actors/faces.py`),
-so stopping the registry drains it (no new requests, those under way get time to finish), then
-stops the actors (ending event streams), then closes the connections.
+request is checked in this order, and the first failure answers it: headers' size (431), route
+(404, 405), token (401), body size (413: the body is dropped as it arrives, never kept), then, in
+the handler, the URL's key or path (400 not UTF-8, 414 too long), JSON (400) and fields (422).
+Headers get `HEADER_SECONDS` to arrive and a body `BODY_SECONDS`. The server is attached to its
+registry as a face (`actors/faces.py`), so stopping the registry drains it (no new requests,
+those under way get time to finish), then stops the actors (ending event streams), then closes
+the connections.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from agentos_nb.http.api import Api
 from agentos_nb.http.auth import authorized, new_token
 from agentos_nb.http.errors import (
     BodyTooLarge,
+    HeadersTooLarge,
     HttpError,
     InternalError,
     MethodNotAllowed,
@@ -53,7 +56,16 @@ logger = logging.getLogger("agentos_nb.http")
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DRAIN_SECONDS = 10.0
 """How long requests under way get to finish when the server stops, unless a grace is given."""
-IDLE_CONNECTION_SECONDS = 300.0
+HEADER_SECONDS = 10.0
+"""A request's headers must arrive within this long (tornado's idle timeout, which is the same
+clock: a kept-alive connection idle this long is closed too, and clients reconnect)."""
+BODY_SECONDS = 10.0
+"""A request's body must arrive within this long once its headers have: no half-sent request is
+held open."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Headers past this are answered 431. Tornado reads up to `READ_HEADER_BYTES` before we can
+answer; past that it drops the connection."""
+READ_HEADER_BYTES = 1024 * 1024
 CLOSE_SECONDS = 1.0
 """How long replies still being written (an event stream's end) get once the registry stopped."""
 DISCARDED_BODY_FACTOR = 16
@@ -126,7 +138,9 @@ class HttpServer:
         self.api = Api(self.registry, lambda: json_bytes(build_document(self.registry, ROUTES, url=url)))
         self._tornado = TornadoServer(
             _Connections(self),
-            idle_connection_timeout=IDLE_CONNECTION_SECONDS,
+            idle_connection_timeout=HEADER_SECONDS,
+            body_timeout=BODY_SECONDS,
+            max_header_size=READ_HEADER_BYTES,
             max_body_size=self.max_body_bytes * DISCARDED_BODY_FACTOR,
         )
         self._tornado.add_sockets(sockets)
@@ -244,6 +258,13 @@ class _Exchange(httputil.HTTPMessageDelegate):
         self._method = start_line.method
         self._path, _, self._query = start_line.path.partition("?")
         server = self._server
+        size = _header_bytes(start_line, headers)
+        if size > MAX_HEADER_BYTES:
+            headers_too_large = HeadersTooLarge(
+                f"the request's headers are {size} bytes; at most {MAX_HEADER_BYTES}"
+            )
+            self._answer_error(headers_too_large)  # now, reading no body; the connection closes
+            return
         try:
             if not server.accepting:
                 raise ServerStopping("the server is stopping")
@@ -380,6 +401,11 @@ class _Exchange(httputil.HTTPMessageDelegate):
 _EVENT_STREAM_HEADERS = httputil.HTTPHeaders(
     {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 )
+
+
+def _header_bytes(start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> int:
+    request_line = len(start_line.method) + len(start_line.path) + len(start_line.version) + 4
+    return request_line + sum(len(name) + len(value) + 4 for name, value in headers.get_all())
 
 
 def _start_line(status: int) -> httputil.ResponseStartLine:
