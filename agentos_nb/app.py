@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from agentos_nb.actors import registry as runtime
@@ -21,6 +21,7 @@ from agentos_nb.errors import InvalidDefinition
 from agentos_nb.store import Store, open_store
 
 if TYPE_CHECKING:
+    from agentos_nb.http.scopes import ScopedToken, Webhook
     from agentos_nb.http.server import HttpServer, ServerInfo
     from agentos_nb.jupyter.dashboard import Dashboard
 
@@ -45,6 +46,8 @@ class Registry(runtime.Registry):
         host: str = SERVE_HOST,
         port: int = SERVE_PORT,
         token: str | None = None,
+        tokens: Sequence[ScopedToken | dict[str, Any]] = (),
+        webhooks: Sequence[Webhook | dict[str, Any]] = (),
     ) -> Self:
         """Start the runtime.
 
@@ -54,18 +57,23 @@ class Registry(runtime.Registry):
         API on host:port and block until Ctrl-C or SIGTERM, then drain and stop (a second one
         cuts the drain short and exits 130); `serve=False` refuses instead. The token is
         generated unless given; clients on this machine find it in the registry's runtime file.
+        `tokens` and `webhooks` are as for `serve`.
         """
         if serve is not False and not _loop_running():
             from agentos_nb.http.serving import ServeInterrupted
 
             try:
-                asyncio.run(serve_until_signalled(self, host=host, port=port, token=token))
+                asyncio.run(
+                    serve_until_signalled(
+                        self, host=host, port=port, token=token, tokens=tokens, webhooks=webhooks
+                    )
+                )
             except ServeInterrupted:  # a second Ctrl-C cut the drain short: exit as a shell expects
                 raise SystemExit(130) from None
             return self
         super().start()
         if serve:
-            self.spawn(self._serve_in_background(host, port, token))
+            self.spawn(self._serve_in_background(host, port, token, tokens, webhooks))
         return self
 
     async def serve(
@@ -74,11 +82,18 @@ class Registry(runtime.Registry):
         host: str = SERVE_HOST,
         port: int = SERVE_PORT,
         token: str | None = None,
+        tokens: Sequence[ScopedToken | dict[str, Any]] = (),
+        webhooks: Sequence[Webhook | dict[str, Any]] = (),
         max_body_bytes: int | None = None,
     ) -> ServerInfo:
         """Serve the HTTP API on the running loop without blocking (starting the registry if
         needed), and say where: the URL, and the runtime file that holds the token. Serving
-        already, it says where it serves."""
+        already, it says where it serves.
+
+        `token` opens every route. Each of `tokens` (`ScopedToken`s, or dicts of their fields)
+        opens only its scope: kinds of route, actor patterns, queues; it is never written
+        anywhere. Each of `webhooks` (`Webhook`s) lets a sender with no token post to one queue
+        by signing the body with a shared secret (`X-Hub-Signature-256`)."""
         from agentos_nb.http.server import DEFAULT_MAX_BODY_BYTES, HttpServer  # loads only when asked for
 
         serving = self.server
@@ -93,6 +108,8 @@ class Registry(runtime.Registry):
                 host=host,
                 port=port,
                 token=token,
+                tokens=tokens,
+                webhooks=webhooks,
                 max_body_bytes=max_body_bytes or DEFAULT_MAX_BODY_BYTES,
             )
         try:
@@ -109,9 +126,16 @@ class Registry(runtime.Registry):
         server = self._server
         return None if server is None or server.closed.is_set() else server
 
-    async def _serve_in_background(self, host: str, port: int, token: str | None) -> None:
+    async def _serve_in_background(
+        self,
+        host: str,
+        port: int,
+        token: str | None,
+        tokens: Sequence[ScopedToken | dict[str, Any]],
+        webhooks: Sequence[Webhook | dict[str, Any]],
+    ) -> None:
         try:
-            await self.serve(host=host, port=port, token=token)
+            await self.serve(host=host, port=port, token=token, tokens=tokens, webhooks=webhooks)
         except Exception:  # nobody awaits this task: the log is where a failure to bind shows
             logger.exception("registry %r could not serve HTTP on %s:%s", self.name, host, port)
 
@@ -128,6 +152,8 @@ async def serve_until_signalled(
     host: str,
     port: int,
     token: str | None,
+    tokens: Sequence[ScopedToken | dict[str, Any]] = (),
+    webhooks: Sequence[Webhook | dict[str, Any]] = (),
     max_body_bytes: int | None = None,
     ready: Callable[[ServerInfo], None] | None = None,
 ) -> None:
@@ -138,7 +164,9 @@ async def serve_until_signalled(
     from agentos_nb.http.serving import stop_when_signalled
 
     try:
-        info = await registry.serve(host=host, port=port, token=token, max_body_bytes=max_body_bytes)
+        info = await registry.serve(
+            host=host, port=port, token=token, tokens=tokens, webhooks=webhooks, max_body_bytes=max_body_bytes
+        )
     except BaseException:
         await registry.stop()
         raise

@@ -21,8 +21,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pydantic
 from pydantic_core import to_jsonable_python
 from rich.console import Console, RenderableType
 from rich.markdown import Markdown
@@ -65,6 +66,9 @@ from agentos_nb.vm.session_models import (
     UserMessageChunk,
 )
 from agentos_nb.vm.sessions import saved_sessions
+
+if TYPE_CHECKING:
+    from agentos_nb.http.scopes import TokenFile
 
 COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
 """One per actor, in the order they first appear."""
@@ -489,8 +493,27 @@ def load_registry(target: str) -> Registry:
     return registries[0]
 
 
-async def serve(console: Console, target: str, host: str, port: int, token: str | None) -> None:
-    """Serve until Ctrl-C or SIGTERM; the token is shown here, once, unless it was given."""
+def read_token_file(path: str) -> TokenFile:
+    """The scoped tokens and webhooks in `path`, which only its owner may read: it holds secrets."""
+    from agentos_nb.http.scopes import TokenFile
+
+    try:
+        with open(path, "rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if mode & 0o077:
+                raise ServeFailed(f"{path} can be read by others (mode {mode & 0o777:o}); chmod 600 it")
+            return TokenFile.model_validate_json(file.read())
+    except OSError as error:
+        raise ServeFailed(f"cannot read the token file: {error}") from None
+    except pydantic.ValidationError as error:
+        raise ServeFailed(f"the token file {path} is not valid: {error}") from None
+
+
+async def serve(
+    console: Console, target: str, host: str, port: int, token: str | None, extra: TokenFile | None = None
+) -> None:
+    """Serve until Ctrl-C or SIGTERM; the token is shown here, once, unless it was given.
+    `extra` (a token file) adds scoped tokens and webhooks; they are never shown."""
     from agentos_nb.http.server import ServerInfo
 
     registry = load_registry(target)
@@ -509,7 +532,15 @@ async def serve(console: Console, target: str, host: str, port: int, token: str 
             )
         )
 
-    await serve_until_signalled(registry, host=host, port=port, token=token, ready=ready)
+    await serve_until_signalled(
+        registry,
+        host=host,
+        port=port,
+        token=token,
+        tokens=extra.tokens if extra else (),
+        webhooks=extra.webhooks if extra else (),
+        ready=ready,
+    )
     console.print(Text("stopped", "dim"))
 
 
@@ -540,11 +571,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=os.environ.get("AGENTOS_NB_TOKEN"),
         help="the bearer token (default $AGENTOS_NB_TOKEN, else a new one)",
     )
+    serve_command.add_argument(
+        "--token-file",
+        help='a JSON file, readable only by you, of scoped tokens and signed webhooks: {"tokens": '
+        '[{"token", "routes", "actors", "queues", "label"}], "webhooks": [{"actor", "queue", "secret"}]}',
+    )
     args = parser.parse_args(argv)
     console = Console()
     if args.command == "serve":
         try:
-            asyncio.run(serve(console, args.registry, args.host, args.port, args.token))
+            extra = read_token_file(args.token_file) if args.token_file is not None else None
+            asyncio.run(serve(console, args.registry, args.host, args.port, args.token, extra))
         except (ServeFailed, errors.AgentOSError, OSError) as error:
             console.print(Text("Cannot serve: ", "bold red").append(str(error)))
             return 1

@@ -172,6 +172,14 @@ class VmError(AgentOSError):
     code = "vm.error"
 
 
+class VmCrashed(VmError):
+    """The host process running the VM's engine died (or was killed, for a command that would
+    not stop) while this call was under way. The VM comes back from its last snapshot.
+    `details` holds `exit_code` and `signal` (the signal's number, or None)."""
+
+    code = "vm.crashed"
+
+
 class ToolError(AgentOSError):
     """Raised by a host tool's `execute` to fail with a plain message: the calling agent sees
     `{"ok": false, "error": "EXECUTION_ERROR", "message": ...}` without a Python type name."""
@@ -216,7 +224,10 @@ class StoreError(AgentOSError):
 
 
 class StoreUnusable(StoreError):
-    """A store file that cannot be opened: not SQLite, damaged, or written by a newer version.
-    It is left exactly as it was."""
+    """A store file that cannot be trusted, named with what is wrong with it. On open: not SQLite,
+    damaged, another program's, written by a newer version, its message counter behind its
+    messages, or read-only; it is then left exactly as it was. While running: its files were
+    removed or replaced (it then takes no more writes), or SQLite failed for a reason that is
+    not the caller's (damage, a full disk, a lock held by another process)."""
 
     code = "store.unusable"

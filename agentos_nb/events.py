@@ -206,6 +206,16 @@ class ShellCommandRun(ActorEvent):
     timed_out: bool = False
 
 
+class VmHostCrashed(ActorEvent):
+    """The host process of this VM died or was killed; the VM came back from its last snapshot."""
+
+    type: Literal["vm.host_crashed"] = "vm.host_crashed"
+    command: str | None
+    """The command that was running in this VM when its host died, if one was."""
+    exit_code: int | None
+    signal: int | None
+
+
 class ToolCallStarted(ActorEvent):
     """A VM (`actor`, the caller) called a host tool."""
 
@@ -214,6 +224,15 @@ class ToolCallStarted(ActorEvent):
     toolkit: str
     tool: str
     input: dict[str, Any]
+
+
+class ToolCallRejected(ActorEvent):
+    """A VM called a host tool it may not use (`host_tool(callers=...)`): nothing ran."""
+
+    type: Literal["tool.call_rejected"] = "tool.call_rejected"
+    toolkit: str
+    tool: str
+    reason: str
 
 
 class ToolCallFinished(ActorEvent):

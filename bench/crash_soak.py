@@ -2,7 +2,8 @@
 
 Scenarios run one after another until the time is up, cycling through the injected crash
 points (`os._exit` after send, after receive, after the side effect, before, during and after
-complete) and SIGKILL at random moments, with `synchronous=NORMAL` and `FULL` in turn. Each
+complete, and in the store's transaction after the state or the completion is written) and
+SIGKILL at random moments, with `synchronous=NORMAL` and `FULL` in turn. Each
 scenario kills and restarts a registry on one SQLite file `--kills` times, lets a last life
 finish, and checks the whole history (see `tests/crash/history.py`). Not a benchmark: it prints
 totals and exits 1 if any history broke a property.

@@ -336,8 +336,8 @@ async def breakdown(sizes: Sizes) -> list[Split]:
     )
     # Bench-only peeks at the adapter's two kinds of interpreter: without the host commands (for
     # scripts that cannot reach one) and with them.
-    vm_plain = shell._interpreter(with_commands=False).bash
-    vm_interpreter = shell._interpreter(with_commands=True).bash
+    vm_plain = shell._interpreter(with_commands=False, timeout=limits.timeout).bash
+    vm_interpreter = shell._interpreter(with_commands=True, timeout=limits.timeout).bash
     wrapped = _wrap(ECHO, HOME, {}, None)
     wrapped_noop = _wrap("agentos-bench noop", HOME, {}, None)
 
@@ -366,7 +366,7 @@ async def breakdown(sizes: Sizes) -> list[Split]:
         await h.exec("true")  # awake
         # A bench-only peek: the VM actor's context, to run our host-call path without the engine.
         vm_context = next(iter(registry._instances.values())).context
-        host_calls = HostCalls(vm_context, [BENCH_KIT], lambda _path, _cwd: "")
+        host_calls = HostCalls(vm_context, [BENCH_KIT], no_file)
         noop_call = CommandCall("agentos-bench", ["noop"], None, {"HOME": HOME}, HOME)
         layers = [
             Layer("Bash().execute_sync('true')", sync(lambda: plain.execute_sync("true")), empty),
@@ -434,6 +434,69 @@ async def breakdown(sizes: Sizes) -> list[Split]:
     return splits
 
 
+async def no_file(path: str, _cwd: str) -> str:
+    raise FileNotFoundError(path)
+
+
+# --- (d) hosted VMs against the engine in-process, (e) memory and wake over many VMs --------------
+
+
+@dataclass
+class Hosted:
+    exec_hosted: float  # h.exec(ECHO), the VM on its host
+    exec_in_process: float  # Shell.run(ECHO) in this process: the engine as it ran before hosts
+    rss_per_vm: float  # bytes, kernel growth plus every host's RSS, over the idle VMs
+    vms: int
+    hosts: int
+    wake: list[float]  # a new VM's first action, hosts already up
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def measure_hosted(sizes: Sizes) -> Hosted:
+    from agentos_nb.vm.host.pool import pool_for
+
+    in_process = Shell(limits=ShellLimits(), commands={}, features=frozenset({"python", "sqlite"}))
+    vms = 200 if sizes.repeat > 1 else 50
+    gc.collect()
+    kernel_before = rss_bytes()
+    registry = setup(use={"vm": agent_os(software=[common], hosts=2)}, name="bench-hosted")
+    registry.start()
+    try:
+        await registry.ready()
+        client = registry.client()
+        h = client.vm.get_or_create(["bench"])
+        for _ in range(50):
+            await h.exec(ECHO)
+            await in_process.run(ECHO)
+        runs = await best_per_call(
+            {"hosted": lambda: h.exec(ECHO), "in_process": lambda: in_process.run(ECHO)},
+            sizes.calls,
+            sizes.repeat,
+        )
+        handles = [client.vm.get_or_create([f"idle-{n}"]) for n in range(vms - 1)]
+        for handle in handles:
+            await handle.exists(HOME)
+        gc.collect()
+        await asyncio.sleep(0.5)
+        processes = pool_for(2, 2 * 1024**3).processes
+        total = rss_bytes() - kernel_before + sum(rss_bytes(p.pid) for p in processes)
+        wake = []
+        for n in range(20):
+            start = time.perf_counter()
+            await client.vm.get_or_create([f"wake-{n}"]).exists(HOME)
+            wake.append(time.perf_counter() - start)
+    finally:
+        await registry.stop()
+    return Hosted(runs["hosted"], runs["in_process"], total / vms, vms, len(processes), wake)
+
+
 # --- reporting --------------------------------------------------------------------------------------
 
 
@@ -481,6 +544,7 @@ def main() -> None:
         f = asyncio.run(measure(sizes, tree, real_root))
     finally:
         shutil.rmtree(real_root)
+    hosted = asyncio.run(measure_hosted(sizes))
     split = [] if args.no_breakdown else asyncio.run(breakdown(sizes))
 
     lines_total = sum(text.count("\n") for text in tree.values())
@@ -522,6 +586,46 @@ def main() -> None:
             f"+{us(noop_median - true_median)}",
             "< 1 ms",
             noop_median < 1e-3,
+        ),
+        Row(
+            "(c) host tool round trip (noop - true), median",
+            us(noop_median - true_median),
+            "-",
+            "-",
+            "< 2 ms",
+            noop_median - true_median < 2e-3,
+        ),
+        Row(
+            f"(d) `{ECHO}`, hosted h.exec",
+            us(hosted.exec_hosted),
+            f"{us(hosted.exec_in_process)} in-process Shell.run",
+            f"{hosted.exec_hosted / hosted.exec_in_process:.2f}x the time",
+            "<= 2x the time",
+            hosted.exec_hosted <= 2 * hosted.exec_in_process,
+        ),
+        Row(
+            f"(d) `{ECHO}`, hosted vs bash -c",
+            us(hosted.exec_hosted),
+            f"{us(f.a_bash)} bash -c",
+            f"{f.a_bash / hosted.exec_hosted:.1f}x faster",
+            ">= 5x faster",
+            f.a_bash / hosted.exec_hosted >= 5,
+        ),
+        Row(
+            f"(e) RSS per idle VM, {hosted.vms} VMs on {hosted.hosts} hosts",
+            f"{hosted.rss_per_vm / 2**20:.2f} MB",
+            "-",
+            "-",
+            "< 2 MB",
+            hosted.rss_per_vm < 2 * 2**20,
+        ),
+        Row(
+            "(e) VM wake (first action of a new VM), median",
+            ms(statistics.median(hosted.wake)),
+            "-",
+            "-",
+            "< 20 ms",
+            statistics.median(hosted.wake) < 20e-3,
         ),
         Row(
             "(c) host tool noop, p95",

@@ -17,7 +17,8 @@ are set as they are):
 - runtime: `setup(..., store="sqlite:////abs/path.db")`. Durable enqueue is a burst of
   `h.send("tasks", body)` issued at once, and one at a time; claim plus complete is consumer
   actors draining with `async for m in c.queue.iter("tasks", completable=True): await m.complete()`,
-  one actor, and 10 actors at once.
+  one actor, and 10 actors at once; and one actor draining plain messages with
+  `async for m in c.queue.iter("tasks")`, each acknowledged as it asks for the next.
 - peers: `SQLiteAckQueue.put`, then `get` + `ack`; `LiteQueue.put`, then `pop` + `done`. Both are
   synchronous libraries, so they run one operation after another on this thread (their fastest
   way: threads would only queue up on their connection lock, and each operation still commits
@@ -26,6 +27,10 @@ are set as they are):
 Every timed run uses a fresh database file in a fresh temporary directory; the figure is the
 median of `--repeat` runs, ours and the peers interleaved. The burst row counts the store's
 transactions around 1,000 sends issued at once.
+
+The last rows are memory, not speed: what 10,000 completed messages of 60 KB leave behind, on
+the memory store and on SQLite, against the memory store keeping their bodies (as it did before
+issue 15), each in fresh child processes (`--completed-only` runs just these).
 """
 
 from __future__ import annotations
@@ -34,15 +39,19 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import json
 import os
 import platform
 import queue
 import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,11 +60,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import litequeue
+import psutil
 from persistqueue import SQLiteAckQueue
 from pydantic import BaseModel
 from report import Row, print_profile, print_rows
 
 import agentos_nb as aos
+from agentos_nb.store.memory import MemoryStore
 from agentos_nb.store.sqlite import SqliteStore, Synchronous
 
 Level = Literal["NORMAL", "FULL", "memory"]  # a runtime on SQLite at that level, or on the memory store
@@ -64,6 +75,7 @@ CONSUMERS = 10  # consumer actors draining at once
 BURST = 1000  # sends issued at once for the transaction count
 BURST_MAX_TRANSACTIONS = 20
 TARGET = 3.0  # x persist-queue, with NORMAL
+SINGLE_CONSUMER_TARGET = 1.0  # x persist-queue's get+ack, one plain consumer through the runtime, NORMAL
 
 
 class Task(BaseModel):
@@ -270,16 +282,25 @@ async def drain_tasks(c: aos.ActorContext) -> None:
         drain.hit()
 
 
+async def drain_plain(c: aos.ActorContext) -> None:
+    """Plain messages: each is acknowledged when the loop asks for the next one."""
+    assert DRAIN is not None
+    drain = DRAIN
+    await drain.gate.wait()
+    async for _message in c.queue.iter("tasks"):
+        drain.hit()
+
+
 def ready(c: aos.ActorContext) -> bool:
     """An action, to wake the actor (and store it) before any timing starts."""
     return True
 
 
-def consumer(max_queue_size: int) -> aos.ActorDefinition:
+def consumer(max_queue_size: int, run: Callable[[aos.ActorContext], Awaitable[None]]) -> aos.ActorDefinition:
     return aos.actor(
         queues={"tasks": aos.queue(Task)},
         actions={"ready": ready},
-        run=drain_tasks,
+        run=run,
         options={"max_queue_size": max_queue_size, "sleep_timeout": 600},
     )
 
@@ -301,20 +322,24 @@ class RuntimeResult:
     burst_tx: int = 0
     sequential: float = 0.0  # seconds for len(bodies) sends one after another
     drain_one: float = 0.0  # one consumer actor completing len(bodies) messages
+    drain_plain: float = 0.0  # one consumer actor taking len(bodies) plain messages
     drain_many: float = 0.0  # CONSUMERS actors completing len(bodies) messages between them
     drain_one_tx: int = 0
+    drain_plain_tx: int = 0
     drain_many_tx: int = 0
 
 
 async def runtime_registry(
-    path: str, level: Level, actors: int, size: int, store: SqliteStore | None
+    path: str, level: Level, actors: int, size: int, store: SqliteStore | None, *, plain: bool = False
 ) -> tuple[aos.Registry, list[aos.ActorHandle]]:
+    """A registry of consumer actors, awake, their run loops held at the gate; `plain`: they take
+    plain messages instead of completing completable ones."""
     global DRAIN
     DRAIN = Drain()
     if store is not None:  # the profiled store, reused: a fresh file each time all the same
         store.path = type(store.path)(path)
     registry = aos.setup(
-        use={"consumer": consumer(size)},
+        use={"consumer": consumer(size, drain_plain if plain else drain_tasks)},
         store=store if store is not None else store_url(path, level),
         name="bench-store",
     )
@@ -362,6 +387,16 @@ async def runtime_run(
         result.burst = time.perf_counter() - start
         result.burst_tx = transactions(registry) - before
         result.drain_one, result.drain_one_tx = await drain(registry, n)
+        await registry.stop(grace=0)
+
+    # One consumer of plain messages: it acknowledges each as it asks for the next. The clock
+    # stops at the last delivery, so it counts n leases and n - 1 acknowledgements.
+    with fresh_dir() as path:
+        registry, (handle,) = await runtime_registry(
+            os.path.join(path, "store.db"), level, 1, n, profiled.get("plain"), plain=True
+        )
+        await send_burst(handle, bodies)
+        result.drain_plain, result.drain_plain_tx = await drain(registry, n)
         await registry.stop(grace=0)
 
     # Sends one after another.
@@ -428,9 +463,11 @@ def add_runtime(figures: Figures, prefix: str, runtime: RuntimeResult) -> None:
     figures.add(f"{prefix}_burst", runtime.burst)
     figures.add(f"{prefix}_seq", runtime.sequential)
     figures.add(f"{prefix}_drain_one", runtime.drain_one)
+    figures.add(f"{prefix}_drain_plain", runtime.drain_plain)
     figures.add(f"{prefix}_drain_many", runtime.drain_many)
     figures.count(f"{prefix}_burst", runtime.burst_tx)
     figures.count(f"{prefix}_drain_one", runtime.drain_one_tx)
+    figures.count(f"{prefix}_drain_plain", runtime.drain_plain_tx)
     figures.count(f"{prefix}_drain_many", runtime.drain_many_tx)
 
 
@@ -476,9 +513,9 @@ def rate_rows(figures: Figures, n: int, synchronous: Synchronous) -> list[Row]:
         counts = figures.transactions.get(name)
         return f", {statistics.median(counts):.0f} tx" if counts else ""
 
-    def pair(figure: str, name: str, pq: float, lq: float, gated: bool) -> list[Row]:
+    def pair(figure: str, name: str, pq: float, lq: float, gated: bool, goal_x: float = 0.0) -> list[Row]:
         ours = figures.rate(name, n)
-        goal = target if gated else 0.0
+        goal = (goal_x or target) if gated and target else 0.0  # targets are for NORMAL
         return [
             Row(
                 f"{synchronous} {figure}",
@@ -499,6 +536,14 @@ def rate_rows(figures: Figures, n: int, synchronous: Synchronous) -> list[Row]:
         *pair(f"[runtime] send, burst of {n:,}", "rt_burst", pq_put, lq_put, True),
         *pair("[runtime] send, one at a time", "rt_seq", pq_put, lq_put, False),
         *pair("[runtime] iter+complete, 1 actor", "rt_drain_one", pq_claim, lq_claim, True),
+        *pair(
+            "[runtime] iter (plain), 1 actor",
+            "rt_drain_plain",
+            pq_claim,
+            lq_claim,
+            True,
+            SINGLE_CONSUMER_TARGET,
+        ),
         *pair(f"[runtime] iter+complete, {CONSUMERS} actors", "rt_drain_many", pq_claim, lq_claim, True),
     ]
     if "mem_burst" in figures.times:
@@ -506,6 +551,7 @@ def rate_rows(figures: Figures, n: int, synchronous: Synchronous) -> list[Row]:
             (f"send, burst of {n:,}", "burst"),
             ("send, one at a time", "seq"),
             ("iter+complete, 1 actor", "drain_one"),
+            ("iter (plain), 1 actor", "drain_plain"),
             (f"iter+complete, {CONSUMERS} actors", "drain_many"),
         ):
             memory, sqlite = figures.rate(f"mem_{name}", n), figures.rate(f"rt_{name}", n)
@@ -538,7 +584,7 @@ async def profile_ours(n: int, synchronous: Synchronous) -> None:
         (
             f"[runtime] burst, 1-actor drain, one-at-a-time sends, {CONSUMERS}-actor drain",
             lambda store: runtime_run(
-                bodies, synchronous, dict.fromkeys(("burst", "sequential", "drain"), store)
+                bodies, synchronous, dict.fromkeys(("burst", "plain", "sequential", "drain"), store)
             ),
         ),
     ]
@@ -660,6 +706,112 @@ def burst_row(synchronous: Synchronous, counts: list[int]) -> Row:
     )
 
 
+# --- memory of completed messages ------------------------------------------------------------------
+
+COMPLETED = 10_000  # completed messages a store remembers for `wait_for` (its default retention)
+COMPLETED_BODY = 60_000  # characters of each body: about 60 KB of JSON
+COMPLETED_TARGET_MB = 20.0
+
+
+class Done(BaseModel):
+    ok: bool
+
+
+async def complete_each(c: aos.ActorContext) -> None:
+    async for message in c.queue.iter("tasks", completable=True):
+        await message.complete(Done(ok=True))
+
+
+class BodiesKept(MemoryStore):
+    """The baseline: the memory store as it was, keeping each completed message whole, body
+    and all."""
+
+    async def complete(self, message_id: int, *args: Any, **kwargs: Any) -> None:
+        body = self._live[message_id].body
+        await super().complete(message_id, *args, **kwargs)
+        self._completed[message_id].body = body
+
+
+async def completed_child(store: str, count: int, trace: bool) -> dict[str, float]:
+    """In a fresh process: what `count` completed messages of about 60 KB leave in memory, sent
+    one round trip at a time (`send(wait=True)`, so that no more than one body is ever in
+    flight). RSS growth, or with `trace` the Python heap still allocated (tracemalloc)."""
+    with fresh_dir() as path:
+        stores: dict[str, aos.Store | str] = {
+            "memory": MemoryStore(),
+            "bodies kept": BodiesKept(),
+            "sqlite": f"sqlite:///{os.path.join(path, 'store.db')}",
+        }
+        registry = aos.setup(
+            use={"worker": aos.actor(queues={"tasks": aos.queue(Task, Done)}, run=complete_each)},
+            store=stores[store],
+            name="bench-completed",
+        )
+        await registry.__aenter__()
+        handle = registry.client().worker.get_or_create(["bench"])
+        body = Task(prompt="x" * COMPLETED_BODY)
+        await handle.send("tasks", body, wait=True)  # warm-up: the actor awake, its paths taken
+        gc.collect()
+        if trace:
+            tracemalloc.start()
+        rss = psutil.Process().memory_info().rss
+        for _ in range(count):
+            result = await handle.send("tasks", body, wait=True)
+            assert result.status == "completed"
+        gc.collect()
+        grown = psutil.Process().memory_info().rss - rss
+        heap = tracemalloc.get_traced_memory()[0] if trace else 0
+        remembered = await registry.store.get_message(result.message_id)
+        assert remembered is not None
+        assert remembered.status == "completed"
+        await registry.stop()
+    return {"rss_mb": grown / 2**20, "heap_mb": heap / 2**20}
+
+
+def run_completed_child(store: str, count: int, trace: bool) -> dict[str, float]:
+    command = [sys.executable, __file__, "--completed-child", store, "--size", str(count)]
+    child = subprocess.run(command + (["--trace"] if trace else []), capture_output=True, text=True)
+    if child.returncode != 0:
+        sys.stderr.write(child.stderr)
+        raise SystemExit(f"the completed-messages child ({store}) failed with exit status {child.returncode}")
+    return dict(json.loads(child.stdout.strip().splitlines()[-1]))
+
+
+def completed_memory_rows(count: int) -> list[Row]:
+    """Memory that `count` completed 60 KB messages cost, each store in fresh processes (RSS
+    hardly ever goes down, so no figure may follow another in one process), against the memory
+    store keeping their bodies. The RSS figures come from children without tracemalloc, whose
+    own bookkeeping would inflate them."""
+    figures = {
+        store: (run_completed_child(store, count, False), run_completed_child(store, count, True))
+        for store in ("bodies kept", "memory", "sqlite")
+    }
+    kept_rss, kept_heap = figures["bodies kept"][0]["rss_mb"], figures["bodies kept"][1]["heap_mb"]
+    rows = []
+    for store in ("memory", "sqlite"):
+        rss, heap = figures[store][0]["rss_mb"], figures[store][1]["heap_mb"]
+        label = "memory store" if store == "memory" else "SQLite NORMAL"
+        rows += [
+            Row(
+                f"{label} [runtime] {count:,} completed 60 KB messages: RSS growth",
+                f"{rss:.1f} MB",
+                f"{kept_rss:.1f} MB bodies kept",
+                f"{rss / kept_rss:.3f}x",
+                f"< {COMPLETED_TARGET_MB:g} MB",
+                rss < COMPLETED_TARGET_MB,
+            ),
+            Row(
+                "",
+                f"{heap:.1f} MB heap",
+                f"{kept_heap:.1f} MB heap",
+                f"{heap / kept_heap:.3f}x",
+                "(info)",
+                None,
+            ),
+        ]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -668,7 +820,16 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="then cProfile ours, with NORMAL")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per figure (median)")
     parser.add_argument("--size", type=int, default=1000, help="operations per timed run")
+    parser.add_argument("--completed-only", action="store_true", help="only the memory of completed messages")
+    parser.add_argument("--completed-child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.completed_child is not None:
+        print(json.dumps(asyncio.run(completed_child(args.completed_child, args.size, args.trace))))
+        return
+    if args.completed_only:
+        print_rows(completed_memory_rows(1000 if args.quick else COMPLETED), "agentos_nb")
+        return
     n = 200 if args.quick else args.size
     repeat = 2 if args.quick else args.repeat
     began = time.perf_counter()
@@ -694,6 +855,7 @@ def main() -> None:
         return rows, levels
 
     rows, levels = asyncio.run(run_all())
+    rows.extend(completed_memory_rows(1000 if args.quick else COMPLETED))
     print_rows(rows, "agentos_nb")
     print()
     for synchronous, figures in levels.items():

@@ -136,3 +136,28 @@ def test_the_console_script_runs_the_demo_and_exits_by_itself() -> None:
     assert time.monotonic() - started < 10
     assert "writer    → review.submit" in done.stdout
     assert "done in" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "mode", "problem"),
+    [
+        ('{"tokens": [{"token": "scoped-token-0123456789", "routes": ["send"]}]}', 0o644, "chmod 600"),
+        ('{"tokens": [{"token": "scoped-token-0123456789", "routes": ["sudo"]}]}', 0o600, "not valid"),
+        ('{"tokens": [{"token": "tiny-secret", "routes": ["send"]}]}', 0o600, "not valid"),
+        ('{"webhooks": [{"actor": "a", "queue": "q", "secret": "tiny-secret"}]}', 0o600, "not valid"),
+        ('{"tokens": [', 0o600, "not valid"),
+        (None, 0o600, "cannot read the token file"),
+    ],
+)
+def test_serve_refuses_a_token_file_others_can_read_or_that_is_not_valid_without_showing_it(
+    run_cli, tmp_path, content, mode, problem
+) -> None:
+    path = tmp_path / "tokens.json"
+    if content is not None:
+        path.write_text(content)
+        path.chmod(mode)
+    out = run_cli("serve", "nowhere:registry", "--port", "0", "--token-file", str(path), exit_code=1)
+    assert "Cannot serve:" in out
+    assert problem in " ".join(out.split())
+    assert "scoped-token-0123456789" not in out
+    assert "tiny-secret" not in out

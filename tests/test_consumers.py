@@ -221,11 +221,11 @@ class FailingDeadLetterStore(MemoryStore):
         super().__init__()
         self.failures_left = 1
 
-    async def dead_letter(self, message_id, error):
+    async def dead_letter(self, message_id, error, **kwargs):
         if self.failures_left:
             self.failures_left -= 1
             raise OSError("disk full")
-        return await super().dead_letter(message_id, error)
+        return await super().dead_letter(message_id, error, **kwargs)
 
 
 @pytest.mark.anyio

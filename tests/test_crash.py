@@ -1,9 +1,11 @@
 """Crash tests of the SQLite store (DESIGN "Store", "Testing" tier 5).
 
-A registry in a subprocess works through a stream of completable messages and is killed, by
-`os._exit` at injected points and by SIGKILL at random moments, then restarted on the same file,
-again and again; a checker then judges the history of all its lives (see `crash/history.py`
-for the properties). The checker is tested first, on hand-written histories that break each
+A registry in a subprocess works through a stream of completable messages, recording each in
+its state before completing it (seed 002's pattern), and is killed, by `os._exit` at injected
+points (also inside the store's transaction, between the state write and the acknowledgement)
+and by SIGKILL at random moments, then restarted on the same file, again and again; a checker
+then judges the history of all its lives, messages and stored state (see `crash/history.py` for
+the properties). The checker is tested first, on hand-written histories that break each
 property, so that a passing crash test means something.
 """
 
@@ -223,6 +225,41 @@ def test_a_reported_runtime_crash_and_a_garbled_line_are_violations() -> None:
     assert rules(edited(CLEAN, "effect 2 2 2\n", "effect 2 2 2\nrecv 2 x\n")) == {"consistency"}
 
 
+# The last life of CLEAN writes down the state: message 1 recorded by delivery (1, 1), message 2 by
+# delivery (2, 2); the entry that delivery (1, 2) of message 2 made in memory died with life 1.
+WITH_STATE = edited(CLEAN, "finished 2\n", "state 2 a 2\nkept 2 a 1 0 1 1\nkept 2 a 2 1 2 2\nfinished 2\n")
+
+
+def test_a_stored_state_with_each_completion_once_passes() -> None:
+    report = check(WITH_STATE)
+    assert report.ok, report.summary()
+    assert report.stats.state_entries == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # the completion of message 2 was committed, its entry was not: the old periodic save
+        ("state 2 a 2\nkept 2 a 1 0 1 1\nkept 2 a 2 1 2 2\n", "state 2 a 1\nkept 2 a 1 0 1 1\n"),
+        # the entry of the delivery that a kill cut short was kept, then the redelivery's too
+        ("state 2 a 2\n", "state 2 a 3\nkept 2 a 2 1 1 1\n"),
+        # ... or only that one: the state of a delivery that did not complete the message
+        ("kept 2 a 2 1 2 2\n", "kept 2 a 2 1 1 1\n"),
+        # an entry of a message that was never completed
+        ("state 2 a 2\n", "state 2 a 3\nkept 2 a 9 5 2 1\n"),
+        # the entry of another job
+        ("kept 2 a 2 1 2 2\n", "kept 2 a 2 0 2 2\n"),
+    ],
+    ids=["lost", "applied-twice", "not-the-completing-delivery", "never-completed", "wrong-job"],
+)
+def test_a_stored_state_not_matching_the_completions_is_caught(old: str, new: str) -> None:
+    assert rules(edited(WITH_STATE, old, new)) == {"state"}
+
+
+def test_a_state_list_a_kill_cut_short_is_inconsistent() -> None:
+    assert "consistency" in rules(edited(WITH_STATE, "state 2 a 2\n", "state 2 a 3\n"))
+
+
 def test_lines_torn_by_a_kill_are_skipped() -> None:
     torn = edited(CLEAN, "life 2 none", "recv 1 2 1 a le TORN\nlife 2 none")
     assert check(torn).ok
@@ -249,6 +286,8 @@ def test_the_suite_kills_at_least_50_times() -> None:
         "before_complete",
         "during_complete",
         "after_complete",
+        "after_state_write",
+        "after_ack_write",
     }
 
 
@@ -270,12 +309,16 @@ def test_killed_and_restarted_the_store_loses_nothing_acknowledged(
     assert result.kills == scenario.kills
     # Each crash point really did what it is there for, or the test would prove little.
     stats = result.report.stats
+    assert stats.state_entries >= stats.acknowledged, result.describe()  # the state was checked
     if scenario.point == "after_send":
         assert stats.unacknowledged_sends >= scenario.kills, result.describe()
     if scenario.point in ("after_receive", "after_effect", "before_complete"):
         assert stats.redeliveries >= scenario.kills, result.describe()
     if scenario.point in ("after_effect", "before_complete"):
         assert stats.repeated_effects >= scenario.kills, result.describe()
+    if scenario.point in ("after_state_write", "after_ack_write"):
+        # killed mid-transaction: the completion (all but a state save or two) was undone
+        assert stats.repeated_effects >= scenario.kills - 2, result.describe()
     if scenario.point == "after_complete":
         assert stats.completed_unrecorded >= scenario.kills, result.describe()
         # each of those was answered by a later life's wait_for, from the stored response
@@ -299,6 +342,10 @@ PLANTED = [
     (Scenario(point="after_receive", kills=6, seed=203, fault="reversed-reload"), "fifo"),
     # the newest live message of each actor lost on reopening
     (Scenario(point="after_receive", kills=6, seed=204, fault="dropped-on-reload"), "lost"),
+    # the state written after the completion, in a transaction of its own: killed between them
+    (Scenario(point="after_state_write", kills=6, seed=205, fault="state-after-ack"), "state"),
+    # ... or before it: the completion is undone, the state kept, and the redelivery adds to it
+    (Scenario(point="after_ack_write", kills=6, seed=206, fault="state-before-ack"), "state"),
 ]
 
 

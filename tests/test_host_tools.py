@@ -583,3 +583,51 @@ def test_any_argv_and_stdin_gives_a_request_help_or_one_json_line_with_exit_1_or
         body = json.loads(line)
         assert (set(body), body["ok"]) == ({"ok", "error", "message"}, False)
         assert failed.exit_code in (1, 2)
+
+
+async def test_a_tool_that_names_its_callers_refuses_the_others_with_forbidden(start_registry):
+    ran: list[tuple[str, ...]] = []
+
+    async def execute(input: ProbeInput, ctx: ToolContext) -> str:
+        ran.append(ctx.key)
+        return "ran"
+
+    kit = toolkit(
+        name="guarded",
+        description="Tools for some callers only",
+        tools={
+            "by-name": host_tool(
+                description="Writers only", input_schema=ProbeInput, execute=execute, callers=["writer"]
+            ),
+            "by-key": host_tool(
+                description="Trusted keys only",
+                input_schema=ProbeInput,
+                execute=execute,
+                callers=lambda name, key: key == ("trusted",),
+            ),
+        },
+    )
+    registry = await start_registry(
+        writer=agent_os(software=[common], toolkits=[kit]),
+        stranger=agent_os(software=[common], toolkits=[kit]),
+    )
+    client = registry.client()
+    writer, stranger = client.writer.get_or_create(["w"]), client.stranger.get_or_create(["trusted"])
+    assert _json((await writer.exec("agentos-guarded by-name --target x")).stdout)["result"] == "ran"
+    assert _json((await stranger.exec("agentos-guarded by-key --target x")).stdout)["result"] == "ran"
+    with registry.bus.subscribe(types=["tool.call_rejected", "tool.call_started"]) as seen:
+        refused = await stranger.exec("agentos-guarded by-name --target x")
+        event = await next_event(seen, "tool.call_rejected")
+        also = await writer.exec("agentos-guarded by-key --json '[[[['")  # refused before its input is read
+    body = _json(refused.stdout)
+    assert (refused.exit_code, body["ok"], body["error"]) == (2, False, "FORBIDDEN")
+    assert "stranger/trusted" in body["message"]
+    assert (event.actor.name, event.toolkit, event.tool) == ("stranger", "guarded", "by-name")
+    assert (also.exit_code, _json(also.stdout)["error"]) == (2, "FORBIDDEN")
+    assert ran == [("w",), ("trusted",)]
+
+
+def test_callers_must_be_names_or_a_function():
+    for callers in ("writer", [1, 2]):
+        with pytest.raises(errors.InvalidDefinition, match="callers must be"):
+            host_tool(description="A tool", input_schema=SubmitInput, execute=submit, callers=callers)

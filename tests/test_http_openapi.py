@@ -1,10 +1,12 @@
 """The HTTP API against its own OpenAPI document: schemathesis generates requests from
 /openapi.json of a registry served from a subprocess on 127.0.0.1 (the seeds' actors and a
 sleeper, see http_registry.py), valid ones and invalid ones, and checks every reply: never a
-5xx, always a status, content type and body the document declares."""
+5xx, always a status, content type and body the document declares. The same again with a
+scoped token: every 403 is then a scope refusal, and only where the scope says so."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -31,6 +33,12 @@ from conftest import MODEL_KEYS
 
 HERE = Path(__file__).parent
 TOKEN = "openapi-test-token"
+SCOPED_TOKEN = "openapi-scoped-token-0123456789"
+SCOPE = {
+    "routes": ["send", "wait", "actions", "read"],
+    "actors": ["issue_worker/*", "sleeper"],
+    "queues": ["issues"],
+}
 STARTUP_SECONDS = 60.0
 EXAMPLES = 10
 """Requests per operation and mode; with about 110 operations, a few thousand in all."""
@@ -43,14 +51,32 @@ CHECKS = [
 ]
 
 
+def scope_refusals_only_where_the_scope_says(ctx: CheckContext, response, case: schemathesis.Case) -> None:
+    """With the scoped token, a 403 is `http.forbidden`, and comes exactly where `x-scope` is
+    not in the token's scope (actor and queue refusals are checked in test_http_scopes.py)."""
+    if response.request.headers.get("Authorization") != f"Bearer {SCOPED_TOKEN}":
+        assert response.status_code != 403 or response.json()["error"] != "http.forbidden"
+        return
+    kind = case.operation.definition.raw["x-scope"]
+    if response.status_code == 403:
+        assert response.json()["error"] == "http.forbidden", response.text
+    if kind not in SCOPE["routes"] and kind != "health":
+        assert response.status_code in (403, 405), f"{kind} is outside the scope: {response.status_code}"
+
+
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryRuntimeInfo]:
-    """tests/http_registry.py serving on 127.0.0.1 in a subprocess, until the module's tests end."""
+    """tests/http_registry.py serving on 127.0.0.1 in a subprocess, until the module's tests end,
+    with a scoped token besides its own."""
     runtime = tmp_path_factory.mktemp("runtime")
+    token_file = tmp_path_factory.mktemp("tokens") / "tokens.json"
+    token_file.write_text(json.dumps({"tokens": [{"token": SCOPED_TOKEN, **SCOPE}]}))
     env = {name: value for name, value in os.environ.items() if name not in MODEL_KEYS}
     env[RUNTIME_DIR_VARIABLE] = str(runtime)
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "http_registry.py"), "0", TOKEN], env=env, stderr=subprocess.DEVNULL
+        [sys.executable, str(HERE / "http_registry.py"), "0", TOKEN, str(token_file)],
+        env=env,
+        stderr=subprocess.DEVNULL,
     )
     previous = os.environ.get(RUNTIME_DIR_VARIABLE)
     os.environ[RUNTIME_DIR_VARIABLE] = str(runtime)
@@ -78,8 +104,9 @@ def api_schema(live_server: RegistryRuntimeInfo) -> schemathesis.BaseSchema:
     )
 
 
+@pytest.mark.parametrize("token", [TOKEN, SCOPED_TOKEN], ids=["full", "scoped"])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
-def test_every_reply_is_one_the_document_declares_and_none_is_a_server_error(api_schema, mode):
+def test_every_reply_is_one_the_document_declares_and_none_is_a_server_error(api_schema, mode, token):
     failures = []
     for result in api_schema.get_all_operations():
         operation = result.ok()
@@ -96,7 +123,11 @@ def test_every_reply_is_one_the_document_declares_and_none_is_a_server_error(api
             suppress_health_check=list(HealthCheck),
         )
         def replies_conform(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS, timeout=60)
+            case.call_and_validate(
+                headers={"Authorization": f"Bearer {token}"},
+                checks=[*CHECKS, scope_refusals_only_where_the_scope_says],
+                timeout=60,
+            )
 
         try:
             replies_conform()
@@ -113,3 +144,17 @@ def test_the_document_is_served_only_with_the_token(live_server):
     document = httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).json()
     assert "/actors/issue_worker/{key}/queues/issues" in document["paths"]
     assert "/actors/sleeper/{key}/queues/naps" in document["paths"]
+
+
+def test_the_document_says_which_scope_each_operation_needs(live_server):
+    document = httpx.get(
+        f"{live_server.url}/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}
+    ).json()
+    operations = [op for methods in document["paths"].values() for op in methods.values()]
+    assert all(
+        op["x-scope"] and f"`{op['x-scope']}`" in op["description"]
+        for op in operations
+        if op["x-scope"] != "health"
+    )
+    assert document["paths"]["/actors/issue_worker/{key}/queues/issues"]["post"]["x-scope"] == "send"
+    assert document["paths"]["/actors/vm/{key}/exec"]["post"]["x-scope"] == "exec"

@@ -6,6 +6,9 @@ example, then SIGTERM: work under way drains, the process exits 0 and removes it
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import os
 import signal
 import sys
@@ -182,6 +185,53 @@ async def test_the_cli_serves_a_module_that_starts_its_registry_at_import(start_
     assert f"token: {server.info.token}" in out  # shown once, at start
     assert out.count(server.info.token) == 1
     assert "stopped" in out
+
+
+async def test_the_cli_serves_scoped_tokens_and_webhooks_from_a_token_file(start_server, tmp_path):
+    scoped, secret = "webhook-sender-token-0123456789", "webhook-shared-secret-0123"
+    token_file = tmp_path / "tokens.json"
+    token_file.write_text(
+        json.dumps(
+            {
+                "tokens": [
+                    {"token": scoped, "routes": ["send"], "actors": ["issue_worker/*"], "queues": ["issues"]}
+                ],
+                "webhooks": [{"actor": "issue_worker/signed", "queue": "issues", "secret": secret}],
+            }
+        )
+    )
+    token_file.chmod(0o600)
+    server = await start_server(
+        "-m",
+        "agentos_nb",
+        "serve",
+        f"{SERVER_SCRIPT}:registry",
+        "--port",
+        "0",
+        "--token-file",
+        str(token_file),
+    )
+    issue = json.dumps({"title": "t", "body": "b"}).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), issue, hashlib.sha256).hexdigest()
+    route = f"{server.info.url}/actors/issue_worker/{{key}}/queues/issues"
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {scoped}"}) as sender:
+        assert (await sender.post(route.format(key="main"), content=issue)).status_code == 200
+        refused = await sender.post(f"{server.info.url}/actors/writer/w/exec", json={"command": "env"})
+        assert (refused.status_code, refused.json()["error"]) == (403, "http.forbidden")
+    async with httpx.AsyncClient() as anonymous:
+        signed = await anonymous.post(
+            route.format(key="signed"), content=issue, headers={"X-Hub-Signature-256": signature}
+        )
+        assert signed.status_code == 200
+    assert server.info.token not in (scoped, secret)
+    server_files = "".join(path.read_text() for path in runtime_dir().glob("*"))
+    assert scoped not in server_files
+    assert secret not in server_files
+    server.process.send_signal(signal.SIGTERM)
+    assert await server.exit_code() == 0
+    out = (await server.process.stdout.read()).decode() + (await server.process.stderr.read()).decode()
+    assert scoped not in out
+    assert secret not in out
 
 
 @pytest.mark.timeout(600)

@@ -419,3 +419,30 @@ async def test_an_exec_does_not_see_the_hosts_environment(secret_env_vm, secret)
         assert "AGENTOS_HOST_SECRET=" not in result.stdout, probe
     missing = await vm.exec("printenv AGENTOS_HOST_SECRET")
     assert (missing.exit_code, missing.stdout) == (1, "")
+
+
+@pytest.mark.anyio
+async def test_the_host_process_running_agent_code_starts_without_the_kernels_secrets(secret_env_vm, secret):
+    """Defence in depth: even an escape from the engine would find no key in its own process."""
+    import psutil
+
+    await secret_env_vm.exec("echo started")
+    hosts = [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if "agentos_nb.vm.host" in " ".join(child.cmdline())
+    ]
+    assert hosts
+    for host in hosts:
+        environment = host.environ()
+        assert "AGENTOS_HOST_SECRET" not in environment
+        assert secret not in "".join(environment.values())
+        assert set(environment) <= {
+            "PATH",
+            "PYTHONPATH",
+            "PYTHONHASHSEED",
+            "LANG",
+            "LC_ALL",
+            "LC_CTYPE",
+            "TMPDIR",
+        }

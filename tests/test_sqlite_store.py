@@ -2,13 +2,15 @@
 files that must be refused (and left untouched).
 
 A "restart" here is a registry stopped and a new one started on the same file, as a kernel
-restart would; killed processes are in test_crash.py.
+restart would; killed processes are in test_crash.py, damaged files in test_store_damage.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -152,6 +154,43 @@ async def test_dead_letters_and_schedules_outlive_the_registry(tmp_path):
         await registry.stop(grace=0)
 
 
+class Renamed(BaseModel):
+    """`Job` as a later version of the code declares it: the stored dead letter no longer fits."""
+
+    number: int
+
+
+async def test_a_dead_letter_whose_body_no_longer_fits_its_queue_is_listed_as_stored(tmp_path):
+    path = tmp_path / "evolved.db"
+
+    async def fail(c):
+        async for message in c.queue.iter():
+            raise RuntimeError(f"cannot do {message.body}")
+
+    def failing(body: type[BaseModel]):
+        return actor(
+            queues={"jobs": queue(body)}, run=fail, options={"max_attempts": 1, "restart_backoff": 0.01}
+        )
+
+    registry = await started(path, failing=failing(Job))
+    handle = registry.client().failing.get_or_create(["x"])
+    await handle.send("jobs", {"n": 7})
+    await wait_until(lambda: _has_dead_letter(handle), timeout=10)
+    await registry.stop(grace=0)
+
+    registry = await started(path, failing=failing(Renamed))
+    try:
+        [dead] = await registry.client().failing.get(["x"]).dead_letters()
+        assert dead.body == {"n": 7}  # as stored: Renamed would refuse it
+        with pytest.raises(errors.ValidationError, match="no longer fits queue 'jobs'"):
+            await registry.client().failing.get(["x"]).replay(dead.message_id)
+        assert [d.message_id for d in await registry.client().failing.get(["x"]).dead_letters()] == [
+            dead.message_id
+        ]  # still dead, not stuck in a queue that can never deliver it
+    finally:
+        await registry.stop(grace=0)
+
+
 async def _has_dead_letter(handle) -> bool:
     return bool(await handle.dead_letters())
 
@@ -201,6 +240,52 @@ async def test_a_vm_snapshots_its_changes_without_sleeping(tmp_path):
         await wait_until(saved, timeout=5)  # the VM is still awake: a killed process keeps this
     finally:
         await registry.stop()
+
+
+class Essay(BaseModel):
+    text: str
+
+
+def reader():
+    async def run(c):
+        async for message in c.queue.iter(completable=True):
+            await message.complete(Answer(doubled=len(message.body.text)))
+
+    return actor(queues={"essays": queue(Essay, Answer)}, run=run)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def test_a_completed_message_keeps_its_answer_not_its_body(tmp_path, kind):
+    """Seen: the newest 10,000 completed messages kept their bodies, 600 MB for bodies of 60 KB.
+    Checked by size: 20 bodies of 60 KB (1.2 MB) must not stay on the Python heap."""
+    path = tmp_path / "answers.db"
+    registry = setup(use={"reader": reader()}, store="memory" if kind == "memory" else url(path), name=kind)
+    registry.start()
+    await registry.ready()
+    try:
+        handle = registry.client().reader.get_or_create(["r"])
+        await handle.send("essays", {"text": "warm-up"}, wait=True)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            sent = [await handle.send("essays", {"text": f"{n:02d}" * 30_000}, wait=True) for n in range(20)]
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert held < 300_000, f"{held:,} bytes still held after 20 completions of 60 KB"
+        for result in sent:
+            again = await handle.wait_for(result.message_id, timeout=1)
+            assert (again.status, again.response.doubled) == ("completed", 60_000)
+            record = await registry.store.get_message(result.message_id)
+            assert record is not None
+            assert (record.body, record.status) == (b"", "completed")
+    finally:
+        await registry.stop()
+    if kind == "sqlite":  # nor does the file keep them
+        with sqlite3.connect(path) as db:
+            sizes = db.execute("SELECT length(body) FROM messages WHERE status = 'completed'").fetchall()
+        assert sizes == [(0,)] * 21
 
 
 # --- files that must be refused ---------------------------------------------------------------

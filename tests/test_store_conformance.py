@@ -16,7 +16,9 @@ import asyncio
 import importlib.util
 import itertools
 import random
+import sqlite3
 import tempfile
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import agentos_nb.store
-from agentos_nb.errors import ActorAlreadyExists, MessageNotFound
+from agentos_nb.errors import ActorAlreadyExists, MessageNotFound, StoreUnusable
 from agentos_nb.store.memory import MemoryStore
 from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord, Store
 
@@ -530,8 +532,10 @@ async def test_complete_acknowledges_and_keeps_the_response(store: Store) -> Non
 
     assert ids(await store.load_queues(actor_id)) == [left.message_id]
     done = await store.get_message(answered.message_id)
-    assert done == replace(answered, status="completed", attempt=1, response=b'{"doubled": 4}')
-    assert await store.get_message(silent.message_id) == replace(silent, status="completed", attempt=1)
+    assert done == replace(answered, body=b"", status="completed", attempt=1, response=b'{"doubled": 4}')
+    assert await store.get_message(silent.message_id) == replace(
+        silent, body=b"", status="completed", attempt=1
+    )
     kept_empty = await store.get_message(empty.message_id)
     assert kept_empty is not None
     assert kept_empty.response == b""
@@ -543,7 +547,110 @@ async def test_a_pending_message_can_be_completed_without_a_lease(store: Store) 
     actor_id = await new_actor(store)
     sent = await store.enqueue(actor_id, "q", b"x", 1.0)
     await store.complete(sent.message_id, b"r")
-    assert await store.get_message(sent.message_id) == replace(sent, status="completed", response=b"r")
+    assert await store.get_message(sent.message_id) == replace(
+        sent, body=b"", status="completed", response=b"r"
+    )
+
+
+async def test_acknowledge_and_lease_settles_some_and_delivers_others_at_once(store: Store) -> None:
+    actor_id = await new_actor(store)
+    first, second, third, fourth = [await store.enqueue(actor_id, "q", bytes([n]), 1.0) for n in range(4)]
+    await store.lease(first.message_id)
+    await store.acknowledge_and_lease([first.message_id, second.message_id], [third.message_id])
+    assert [(m.message_id, m.status, m.attempt) for m in await store.load_queues(actor_id)] == [
+        (third.message_id, "leased", 1),
+        (fourth.message_id, "pending", 0),
+    ]
+    for message, attempt in ((first, 1), (second, 0)):
+        assert await store.get_message(message.message_id) == replace(
+            message, body=b"", status="completed", attempt=attempt
+        )
+    await store.acknowledge_and_lease([], [fourth.message_id])  # either list may be empty
+    await store.acknowledge_and_lease([third.message_id, fourth.message_id], [])
+    assert await store.load_queues(actor_id) == []
+
+
+@pytest.mark.parametrize("settle", ["complete", "dead_letter", "acknowledge_and_lease"])
+async def test_a_settling_write_carries_the_state_of_the_actor(store: Store, reopen, settle: str) -> None:
+    """An acknowledgement (or dead letter) may carry the state of the message's actor: both are
+    written, in one transaction; without it the state is left as it was."""
+    record = actor_record()
+    await store.insert_actor(record)
+    other = await new_actor(store)
+    await store.save_state(other, b"theirs")
+    sent = [await store.enqueue(record.actor_id, "q", bytes([n]), 1.0) for n in range(3)]
+    for message in sent:
+        await store.lease(message.message_id)
+    writes = {
+        "complete": lambda m, state: store.complete(m.message_id, b"answer", state=state),
+        "dead_letter": lambda m, state: store.dead_letter(m.message_id, "boom", state=state),
+        "acknowledge_and_lease": lambda m, state: store.acknowledge_and_lease(
+            [m.message_id], [], state=state
+        ),
+    }
+    await writes[settle](sent[0], b'{"done": [1]}')
+    await writes[settle](sent[1], None)  # no state: the one before stays
+    store = await reopen(store)
+    found = await store.get_actor(record.actor_id)
+    assert found == replace(record, state=b'{"done": [1]}')
+    theirs = await store.get_actor(other)
+    assert theirs is not None
+    assert theirs.state == b"theirs"
+    assert [m.message_id for m in await store.load_queues(record.actor_id)] == [sent[2].message_id]
+    # messages of an actor the store does not hold: settled, the state goes nowhere
+    stray = await store.enqueue("no-such-actor", "q", b"x", 1.0)
+    await writes[settle](stray, b"lost")
+    assert await store.get_actor("no-such-actor") is None
+
+
+def fail_state_writes(backend: Backend, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on, writing an actor's state fails, as a full disk would: for SQLite in the
+    file itself (a trigger, made through a second connection), for memory in its one place that
+    replaces a state."""
+    if backend.kind == "memory":
+
+        def refuse(actor_id: str, state: bytes | None) -> None:
+            if state is not None:
+                raise OSError("disk full")
+
+        monkeypatch.setattr(store, "_write_state", refuse)
+        return
+    with closing(sqlite3.connect(backend.path)) as db, db:
+        db.execute(
+            "CREATE TRIGGER refuse_state BEFORE UPDATE OF state ON actors "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+
+
+@pytest.mark.parametrize("settle", ["complete", "dead_letter", "acknowledge", "acknowledge_and_lease"])
+async def test_a_failing_state_write_leaves_the_message_unacknowledged(
+    backend: Backend, store: Store, monkeypatch: pytest.MonkeyPatch, settle: str
+) -> None:
+    """The state and the acknowledgement are one write: if the state cannot be written, the
+    message stays where it was (and a message that is not live writes no state, above)."""
+    actor_id = await new_actor(store)
+    await store.save_state(actor_id, b"before")
+    held = await store.enqueue(actor_id, "q", b"held", 1.0)
+    following = await store.enqueue(actor_id, "q", b"next", 1.0)
+    await store.lease(held.message_id)
+    before = await everything_of(store, actor_id)
+    fail_state_writes(backend, store, monkeypatch)
+    writes = {
+        "complete": lambda: store.complete(held.message_id, b"answer", state=b"after"),
+        "dead_letter": lambda: store.dead_letter(held.message_id, "boom", state=b"after"),
+        "acknowledge": lambda: store.acknowledge_and_lease([held.message_id], [], state=b"after"),
+        "acknowledge_and_lease": lambda: store.acknowledge_and_lease(
+            [held.message_id], [following.message_id], state=b"after"
+        ),
+    }
+    with pytest.raises((OSError, sqlite3.Error, StoreUnusable), match="disk full"):
+        await writes[settle]()
+    assert await everything_of(store, actor_id) == before
+    # the store goes on: the same write without a state lands
+    await store.acknowledge_and_lease([held.message_id], [following.message_id])
+    assert [(m.message_id, m.status) for m in await store.load_queues(actor_id)] == [
+        (following.message_id, "leased")
+    ]
 
 
 async def test_dead_letter_keeps_the_error_and_lists_it(store: Store) -> None:
@@ -652,7 +759,9 @@ async def test_replay_of_a_message_that_is_not_dead_raises(store: Store) -> None
     assert [await store.get_message(m.message_id) for m in (pending, leased, done, replayed)] == messages
 
 
-@pytest.mark.parametrize("operation", ["lease", "release", "complete", "dead_letter"])
+@pytest.mark.parametrize(
+    "operation", ["lease", "release", "complete", "dead_letter", "acknowledge", "lease_next"]
+)
 async def test_operations_on_unknown_completed_or_dead_messages_raise(store: Store, operation: str) -> None:
     actor_id = await new_actor(store)
     done = await store.enqueue(actor_id, "q", b"c", 1.0)
@@ -665,10 +774,18 @@ async def test_operations_on_unknown_completed_or_dead_messages_raise(store: Sto
     before = await everything_of(store, actor_id)
     kept = [await store.get_message(m.message_id) for m in (done, dead, live)]
 
-    args = {"lease": (), "release": (), "complete": (b"other answer",), "dead_letter": ("again",)}[operation]
+    calls = {
+        "lease": lambda m: store.lease(m),
+        "release": lambda m: store.release(m),
+        "complete": lambda m: store.complete(m, b"other answer", state=b"never"),
+        "dead_letter": lambda m: store.dead_letter(m, "again", state=b"never"),
+        # with a live message beside it: all or nothing
+        "acknowledge": lambda m: store.acknowledge_and_lease([live.message_id, m], [], state=b"never"),
+        "lease_next": lambda m: store.acknowledge_and_lease([], [live.message_id, m], state=b"never"),
+    }
     for message_id in (done.message_id, dead.message_id, live.message_id + 1000, -1, 0):
         with pytest.raises(MessageNotFound):
-            await getattr(store, operation)(message_id, *args)
+            await calls[operation](message_id)
 
     assert await everything_of(store, actor_id) == before
     assert [await store.get_message(m.message_id) for m in (done, dead, live)] == kept
@@ -718,7 +835,7 @@ async def test_bodies_responses_and_names_round_trip_exactly(store: Store) -> No
         assert done is not None
         assert type(done.body) is bytes
         assert type(done.response) is bytes
-        assert (done.body, done.response) == (body, body)
+        assert (done.body, done.response) == (b"", body)  # a completed message keeps its answer only
 
 
 async def test_message_ids_are_never_reused(store: Store) -> None:
@@ -967,6 +1084,7 @@ _enqueue = st.tuples(
     st.just("enqueue"), st.sampled_from(MODEL_ACTORS), st.sampled_from(["q", "r"]), st.binary(max_size=6)
 )
 _lease = st.tuples(st.just("lease"), _refs)
+_states = st.none() | st.binary(max_size=4)
 operations = st.lists(
     st.one_of(
         _enqueue,
@@ -974,8 +1092,9 @@ operations = st.lists(
         _lease,
         _lease,
         st.tuples(st.just("release"), _refs),
-        st.tuples(st.just("complete"), _refs, st.none() | st.binary(max_size=6)),
-        st.tuples(st.just("dead_letter"), _refs, st.text(max_size=6)),
+        st.tuples(st.just("complete"), _refs, st.none() | st.binary(max_size=6), _states),
+        st.tuples(st.just("dead_letter"), _refs, st.text(max_size=6), _states),
+        st.tuples(st.just("acknowledge_and_lease"), _refs, _refs, _states),
         st.tuples(st.just("replay"), _refs),
         st.tuples(st.just("replay"), _refs),
         st.tuples(st.just("reopen")),
@@ -990,13 +1109,16 @@ async def run_against_model(kind: str, path: Path, plan: list[tuple]) -> None:
 
     The model: a message is live (pending or leased) until completed or dead-lettered; lease,
     release, complete and dead_letter act on live messages only; replay on dead ones only; any
-    other id raises MessageNotFound and changes nothing."""
+    other id raises MessageNotFound and changes nothing. A settling write's state, if any,
+    becomes its actor's; acknowledge_and_lease is a complete (no response) and a lease at once,
+    or, if either message is not live, nothing."""
     backend = Backend(kind, path)
     store = await backend.open()
     try:
         for actor_id in MODEL_ACTORS:
             await store.insert_actor(actor_record(actor_id=actor_id))
         model: dict[int, ModelMessage] = {}
+        states: dict[str, bytes | None] = dict.fromkeys(MODEL_ACTORS)
         seen_seqs: list[int] = [0]
 
         for step, operation in enumerate(plan):
@@ -1011,22 +1133,42 @@ async def run_against_model(kind: str, path: Path, plan: list[tuple]) -> None:
                 assert sent.seq > max(seen_seqs), where
                 seen_seqs.append(sent.seq)
                 model[sent.message_id] = ModelMessage(actor_id, queue, body, sent.seq)
+            elif name == "acknowledge_and_lease":
+                _, acknowledging, leasing, state = operation
+                done, taken = target(model, "complete", *acknowledging), target(model, "lease", *leasing)
+                if done == taken:
+                    continue  # one message both ways is no call the runtime makes
+                write = store.acknowledge_and_lease([done], [taken], state=state)
+                if all(i in model and model[i].status in ("pending", "leased") for i in (done, taken)):
+                    await write
+                    model[done].status, model[done].body = "completed", b""
+                    model[done].response = None
+                    model[taken].status, model[taken].attempt = "leased", model[taken].attempt + 1
+                    if state is not None:
+                        states[model[done].actor_id] = state
+                else:
+                    with pytest.raises(MessageNotFound):
+                        await write
             else:
                 message_id = target(model, name, *operation[1])
                 message = model.get(message_id)
                 allowed = message is not None and message.status in allowed_from(name)
+                arguments, state = operation[2:3], (operation[3:] or [None])[0]
+                with_state = {"state": state} if name in ("complete", "dead_letter") else {}
                 if not allowed:
                     with pytest.raises(MessageNotFound):
-                        await getattr(store, name)(message_id, *operation[2:])
+                        await getattr(store, name)(message_id, *arguments, **with_state)
                 else:
                     assert message is not None
-                    result = await getattr(store, name)(message_id, *operation[2:])
+                    result = await getattr(store, name)(message_id, *arguments, **with_state)
+                    if state is not None:
+                        states[message.actor_id] = state
                     if name == "lease":
                         message.status, message.attempt = "leased", message.attempt + 1
                     elif name == "release":
                         message.status = "pending"
                     elif name == "complete":
-                        message.status, message.response = "completed", operation[2]
+                        message.status, message.response, message.body = "completed", operation[2], b""
                     elif name == "dead_letter":
                         message.status, message.error = "dead", operation[2]
                     elif name == "replay":
@@ -1040,6 +1182,10 @@ async def run_against_model(kind: str, path: Path, plan: list[tuple]) -> None:
                         )
                         assert comparable(result) == expected_record(message_id, message), where
             await check_against_model(store, model, where)
+            for actor_id, state in states.items():
+                stored = await store.get_actor(actor_id)
+                assert stored is not None, where
+                assert stored.state == state, where
     finally:
         await backend.close_all()
 

@@ -570,7 +570,8 @@ def test_tool_help_shows_json_input_examples_and_exit_codes() -> None:
     assert "  agentos-review submit --path 'a b.ts' --verbose --tags x --tags y\n" in text
     assert "  0  success" in text
     assert "  1  execution error (EXECUTION_ERROR), or timeout after 12s (TIMEOUT)" in text
-    assert "  2  usage or validation error (VALIDATION_ERROR, TOOL_NOT_FOUND)" in text
+    assert "  2  usage or validation error (VALIDATION_ERROR, TOOL_NOT_FOUND), or a caller" in text
+    assert "(FORBIDDEN)" in text
     assert "examples:" not in tool_help(review_toolkit(), "status")
 
 
@@ -630,4 +631,10 @@ def test_error_result_is_one_json_line() -> None:
 
 
 def test_exit_codes_split_usage_from_execution() -> None:
-    assert EXIT_CODES == {"VALIDATION_ERROR": 2, "TOOL_NOT_FOUND": 2, "EXECUTION_ERROR": 1, "TIMEOUT": 1}
+    assert EXIT_CODES == {
+        "VALIDATION_ERROR": 2,
+        "TOOL_NOT_FOUND": 2,
+        "FORBIDDEN": 2,
+        "EXECUTION_ERROR": 1,
+        "TIMEOUT": 1,
+    }

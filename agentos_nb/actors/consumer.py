@@ -76,9 +76,13 @@ class QueueConsumer:
         return message.id
 
     async def finish(self) -> None:
-        """The current task is done consuming: acknowledge its plain messages, give back the rest."""
-        await self._acknowledge_plain(asyncio.current_task())
-        await self.abandon(error=None)
+        """The current task is done consuming: acknowledge its plain messages, give back the rest
+        (those too, should their acknowledgement fail)."""
+        held = self._holdings.get(asyncio.current_task(), [])
+        try:
+            await self._acknowledge([m for m in held if not m.completable and not m.settled])
+        finally:
+            await self.abandon(error=None)
 
     async def abandon(self, *, error: str | None, every_task: bool = False) -> None:
         """Give back what the current task (or every task) holds; an `error` makes it a failed attempt."""
@@ -98,31 +102,41 @@ class QueueConsumer:
         *,
         wait: bool,
     ) -> list[Message]:
+        """Asking for more acknowledges the plain messages the task still holds: together with
+        the delivery of the next ones (one store write) when there are some already, else at
+        once, so that waiting holds nothing back."""
         mailbox = self._mailbox
         state = mailbox.state
         chosen = mailbox.check_names(names)
         task = asyncio.current_task()
-        if task in self._holdings:
-            for held_message in self._holdings[task]:
-                if held_message.completable and not held_message.settled:
-                    raise PreviousMessageNotCompleted(
-                        f"complete message {held_message.id} from queue {held_message.name!r} "
-                        "before asking for another"
-                    )
-            await self._acknowledge_plain(task)
+        done: list[Message] = []
+        for held_message in self._holdings.get(task, ()):
+            if held_message.settled:
+                continue
+            if held_message.completable:
+                raise PreviousMessageNotCompleted(
+                    f"complete message {held_message.id} from queue {held_message.name!r} "
+                    "before asking for another"
+                )
+            done.append(held_message)
         while True:
             if state.closed:
+                await self._acknowledge(done)
                 return await self._closed_answer()
             taken = state.take(chosen, count)
             if taken:
                 break
+            if done:
+                await self._acknowledge(done)
+                done = []
+                continue
             if not wait or not await mailbox.wait_for_message(chosen, deadline):
                 return []
-        held = self._holdings.setdefault(task, [])
         for message in taken:
             message.completable = completable
-            held.append(message)
-            await mailbox.lease(message)
+        self._holdings[task] = [*done, *taken]  # until the store has them, all are held
+        await mailbox.deliver(taken, done)
+        self._holdings[task] = taken
         return taken
 
     async def _closed_answer(self) -> list[Message]:
@@ -133,13 +147,7 @@ class QueueConsumer:
         self._told_closed = True
         return []
 
-    async def _acknowledge_plain(self, task: asyncio.Task[Any] | None) -> None:
-        held = self._holdings.pop(task, None)
-        if not held:
-            return
-        still_open = [m for m in held if m.completable and not m.settled]
-        if still_open:
-            self._holdings[task] = still_open
-        for message in held:
-            if not message.completable and not message.settled:
-                await self._mailbox.acknowledge(message)
+    async def _acknowledge(self, plain: list[Message]) -> None:
+        """Acknowledge plain messages in one store write; they stay held until it is done."""
+        if plain:
+            await self._mailbox.deliver([], plain)

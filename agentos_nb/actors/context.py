@@ -69,13 +69,20 @@ class ActorContext(Generic[StateT, VarsT]):
 
     @property
     def state(self) -> StateT:
-        """Saved to the store after changes (every `state_save_interval`) and on sleep."""
+        """Saved to the store with each message's acknowledgement, in the same transaction;
+        otherwise `state_save_interval` after a change, on sleep, and by `save_state()`."""
         return self._instance.state
 
     @state.setter
     def state(self, value: StateT) -> None:
         self._instance.state = value
         self._instance.state_touched()
+
+    async def save_state(self) -> None:
+        """Write `state` to the store now, if it changed since the store last got it: for work
+        not tied to a message, whose acknowledgement would carry it. Raises `ValidationError`
+        if the state cannot be serialised."""
+        await self._instance.save_state()
 
     @property
     def vars(self) -> VarsT:

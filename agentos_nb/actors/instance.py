@@ -23,7 +23,8 @@ from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.actors.mailbox import Mailbox, MailboxClosed
 from agentos_nb.actors.message import Message
 from agentos_nb.actors.scheduling import Schedule
-from agentos_nb.errors import ActionTimeout, ActorStopped, UnknownAction, ValidationError
+from agentos_nb.actors.state_saves import StateSaves
+from agentos_nb.errors import ActionTimeout, ActorStopped, UnknownAction
 from agentos_nb.events import (
     ActionFinished,
     ActionStarted,
@@ -52,6 +53,7 @@ class ActorInstance:
         self.ref = ActorRef(name=record.name, key=record.key, actor_id=record.actor_id)
         self.phase: Phase = "waking"
         self.context = ActorContext(self)
+        self.saves = StateSaves(lambda: self.state, definition.state_adapter, record.state, record.name)
         self.mailbox = Mailbox(
             ref=self.ref,
             definition=definition,
@@ -59,6 +61,7 @@ class ActorInstance:
             store=registry.store,
             bus=registry.bus,
             completions=registry.completions,
+            saves=self.saves,
             on_activity=self._touch,
         )
         self.consumer = QueueConsumer(self.mailbox)
@@ -66,7 +69,7 @@ class ActorInstance:
         self._state_adapter = definition.state_adapter
         self.state: Any = None
         self.vars: Any = None
-        self._saved_state: bytes | None = record.state
+        self._stored_input = record.input
         self._loop = asyncio.get_running_loop()
         self._last_active = self._loop.time()
         self._run_task: asyncio.Task[None] | None = None
@@ -91,7 +94,12 @@ class ActorInstance:
         await self.save_state()
 
     async def wake(self) -> None:
-        """`vars`, `on_wake`, stored messages, then the run loop in the background."""
+        """`vars`, `on_wake`, stored messages, then the run loop in the background. An actor the
+        store holds no state of was stored, but a crash cut its creation short before its first
+        state was saved: its creation is finished first."""
+        if not self.saves.stored:
+            stored_input = self._stored_input
+            await self.create(None if stored_input is None else pydantic_core.from_json(stored_input))
         self.vars = self.definition.initial_vars(self.context)
         await self._hook("on_wake", self.definition.on_wake)
         await self.mailbox.load()
@@ -227,7 +235,12 @@ class ActorInstance:
         self.spawn(self._save_reporting())
 
     async def _save_reporting(self) -> None:
-        """A periodic save that fails is an event: nobody awaits it to see the error."""
+        """A periodic save that fails is an event: nobody awaits it to see the error. None is
+        made while a message is in flight: saving now could store half of its effect, to be
+        applied again when it is redelivered after a crash. Settling it carries the state, and
+        giving it back arms the periodic save again."""
+        if self.mailbox.state.in_flight:
+            return
         try:
             await self.save_state()
         except Exception as error:
@@ -241,14 +254,11 @@ class ActorInstance:
             return None
 
     async def save_state(self) -> None:
-        """Write the state if it changed since the last save."""
-        try:
-            data = self._state_adapter.dump_json(self.state)
-        except pydantic_core.PydanticSerializationError as error:
-            raise ValidationError(f"state of actor {self.ref.name!r} cannot be saved: {error}") from None
-        if data != self._saved_state:
-            await self.registry.store.save_state(self.ref.actor_id, data)
-            self._saved_state = data
+        """Write the state now if it changed since the store last got it."""
+        write = self.saves.pending()
+        if write is not None:
+            await self.registry.store.save_state(self.ref.actor_id, write.data)
+            self.saves.landed(write)
 
     # --- the run loop --------------------------------------------------------------------------
 

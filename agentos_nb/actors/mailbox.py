@@ -2,7 +2,9 @@
 
 Every change is written through to the store before it counts: a send returns once the message
 is stored, an acknowledgement removes it from the store, and a delivery is recorded as a lease.
-The mailbox keeps the awake actor's pending messages in memory so that delivery never queries
+A write that settles a message carries the actor's state too, if it changed, in the same
+transaction; a consumer moving on acknowledges its plain messages and leases the next ones in
+one write. The mailbox keeps the awake actor's pending messages in memory so that delivery never queries
 the store; on wake it reloads them, and a lease found there (a delivery cut short by a crash)
 counts as a failed attempt.
 
@@ -15,6 +17,7 @@ on them, and changes only in steps that never await, so each step is atomic on t
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,12 +31,14 @@ from agentos_nb.actors.deadlines import wait_until
 from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.actors.message import Message
 from agentos_nb.actors.queue_plan import QueuePlan, encode
+from agentos_nb.actors.state_saves import StateSaves, StateWrite
 from agentos_nb.errors import (
     AgentOSError,
     AlreadyCompleted,
     MessageReleased,
     MessageTooLarge,
     QueueFull,
+    StoreError,
     UnknownQueue,
     ValidationError,
 )
@@ -52,6 +57,8 @@ from agentos_nb.store.protocol import MessageRecord, Store
 
 R = TypeVar("R")
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 
 class MailboxClosed(Exception):
@@ -244,6 +251,7 @@ class Mailbox:
         "_on_activity",
         "_plan",
         "_ref",
+        "_saves",
         "_store",
         "_store_may_suspend",
         "state",
@@ -258,6 +266,7 @@ class Mailbox:
         store: Store,
         bus: EventBus,
         completions: Completions,
+        saves: StateSaves,
         on_activity: Callable[[], None],
     ) -> None:
         self._ref = ref
@@ -266,6 +275,7 @@ class Mailbox:
         self._store_may_suspend = store.may_suspend
         self._bus = bus
         self._completions = completions
+        self._saves = saves
         self._on_activity = on_activity
         self._plan = plan
         self.state = MailboxState(definition.queues)
@@ -280,6 +290,9 @@ class Mailbox:
     async def _reload(self, record: MessageRecord) -> None:
         """One stored message back, or buried if it no longer fits; a lease found here is a
         delivery cut short, so it goes back to pending as a failed attempt."""
+        if record.error is not None:  # the store could not read it back as it was written
+            await self._quarantine(record, record.error)
+            return
         spec = self._definition.queues.get(record.queue)
         if spec is None:
             await self._bury(record, f"queue {record.queue!r} is no longer declared")
@@ -296,6 +309,22 @@ class Mailbox:
         else:
             released = self._store.release(record.message_id)
             await self._write_through(released, lambda _: self._released_on_wake(record, body))
+
+    async def _quarantine(self, record: MessageRecord, damage: str) -> None:
+        """A message damaged in the store goes to the dead letters with the reason, so that it
+        blocks none of its actor's other messages; if even that cannot be written, it is
+        reported and skipped (left where it is: the next wake tries again)."""
+        try:
+            await self._bury(record, damage)
+        except StoreError as error:
+            logger.warning(
+                "message %d of actor %s (%s) was skipped: %s; dead-lettering it failed too: %s",
+                record.message_id,
+                self._ref.name,
+                self._ref.actor_id,
+                damage,
+                error,
+            )
 
     # --- producing -----------------------------------------------------------------------------
 
@@ -334,7 +363,20 @@ class Mailbox:
         )
 
     async def replay(self, message_id: int) -> MessageRecord:
-        """Move a dead letter back to the tail of its queue: in the store, then here."""
+        """Move a dead letter back to the tail of its queue: in the store, then here. One that no
+        longer fits (its queue's type changed, or the queue is gone) stays dead, and the error
+        says why, rather than going back to a queue that could never deliver it."""
+        stored = await self._store.get_message(message_id)
+        if stored is not None and stored.status == "dead":
+            spec = self._definition.queues.get(stored.queue)
+            if spec is None:
+                raise UnknownQueue(f"dead letter {message_id}'s queue {stored.queue!r} is no longer declared")
+            try:
+                spec.body.validate_json(stored.body)
+            except pydantic.ValidationError as error:
+                raise ValidationError.from_pydantic(
+                    f"dead letter {message_id} no longer fits queue {stored.queue!r}; its body", error
+                ) from None
         return await self._write_through(self._store.replay(message_id), self._replayed)
 
     # --- consuming -----------------------------------------------------------------------------
@@ -371,12 +413,24 @@ class Mailbox:
             if not arrived and waiter.done() and not waiter.cancelled():
                 state.pass_message(names)
 
-    async def lease(self, message: Message) -> None:
-        """Record a delivery in the store: from now on it counts as an attempt."""
-        record = message._record
-        record.attempt += 1
-        record.status = "leased"
-        await self._write_through(self._store.lease(message.id), lambda _: self._leased(message))
+    async def deliver(self, taken: list[Message], acknowledged: list[Message]) -> None:
+        """Record the delivery of `taken` (from now on each counts as an attempt) and acknowledge
+        `acknowledged`, plain messages the same consumer is done with, with the state if it
+        changed: one store write, so a consumer moving on costs one round trip, not two.
+        Either list may be empty."""
+        write = self._saves.pending() if acknowledged else None
+        for message in acknowledged:
+            self.state.settle(message)
+        for message in taken:
+            message._record.attempt += 1
+            message._record.status = "leased"
+        await self._write_through(
+            self._store.acknowledge_and_lease(
+                [m.id for m in acknowledged], [m.id for m in taken], state=_data(write)
+            ),
+            lambda _: self._delivered(taken, acknowledged, write),
+            lambda: self._unsettle(acknowledged),
+        )
 
     # --- settling ------------------------------------------------------------------------------
 
@@ -404,11 +458,13 @@ class Mailbox:
     async def acknowledge(
         self, message: Message, response: Any = None, response_data: bytes | None = None
     ) -> None:
-        """Remove a delivered message for good, keeping its response for whoever waits on it."""
+        """Remove a delivered message for good, keeping its response for whoever waits on it;
+        the state, if it changed, is written in the same transaction."""
+        write = self._saves.pending()
         self.state.settle(message)
         await self._write_through(
-            self._store.complete(message.id, response_data),
-            lambda _: self._acknowledged(message, response),
+            self._store.complete(message.id, response_data, state=_data(write)),
+            lambda _: self._acknowledged(message, response, write),
             lambda: self.state.unsettle(message),
         )
 
@@ -428,10 +484,16 @@ class Mailbox:
         await self._write_through(self._store.release(message.id), lambda _: self._released(message))
 
     async def _bury(self, record: MessageRecord, error: str, *, held: Message | None = None) -> None:
-        """Dead-letter a message; `held`: it was in flight, and its place frees once stored."""
+        """Dead-letter a message, with the state if it changed; `held`: it was in flight, and its
+        place frees once stored. A state that cannot be serialised stays out: the message dies
+        all the same, and the next save of the state says why."""
+        try:
+            write = self._saves.pending()
+        except ValidationError:
+            write = None
         await self._write_through(
-            self._store.dead_letter(record.message_id, error),
-            lambda _: self._buried(record, error, held),
+            self._store.dead_letter(record.message_id, error, state=_data(write)),
+            lambda _: self._buried(record, error, held, write),
             None if held is None else lambda: self.state.unsettle(held),
         )
 
@@ -495,11 +557,22 @@ class Mailbox:
             )
         self.state.adopt(Message(self, record, body))
 
-    def _leased(self, message: Message) -> None:
+    def _delivered(self, taken: list[Message], acknowledged: list[Message], write: StateWrite | None) -> None:
+        self._saves.landed(write)
+        for message in acknowledged:
+            self._acknowledged(message, None, None)
         if self._bus.active:
-            self._emit(MessageReceived, queue=message.name, message_id=message.id, attempt=message.attempt)
+            for message in taken:
+                self._emit(
+                    MessageReceived, queue=message.name, message_id=message.id, attempt=message.attempt
+                )
 
-    def _acknowledged(self, message: Message, response: Any) -> None:
+    def _unsettle(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.state.unsettle(message)
+
+    def _acknowledged(self, message: Message, response: Any, write: StateWrite | None) -> None:
+        self._saves.landed(write)
         self.state.count_completed(message.name)
         self._completions.settle(message.id, "completed", response, None)
         self._on_activity()
@@ -508,10 +581,14 @@ class Mailbox:
 
     def _released(self, message: Message) -> None:
         self.state.requeue(message)
+        self._on_activity()  # its handling may have changed the state, which no settling write carried
         if self._bus.active:
             self._emit(MessageRedelivered, queue=message.name, message_id=message.id, attempt=message.attempt)
 
-    def _buried(self, record: MessageRecord, error: str, held: Message | None) -> None:
+    def _buried(
+        self, record: MessageRecord, error: str, held: Message | None, write: StateWrite | None
+    ) -> None:
+        self._saves.landed(write)
         if held is not None:
             self.state.free(held.name)
         self._completions.settle(record.message_id, "dead_lettered", None, error)
@@ -574,6 +651,10 @@ async def _until(waiter: asyncio.Future[None], deadline: float | None) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def _data(write: StateWrite | None) -> bytes | None:
+    return None if write is None else write.data
 
 
 def _full(name: str, max_size: int) -> QueueFull:

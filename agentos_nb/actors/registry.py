@@ -26,7 +26,7 @@ from pydantic_core import to_json
 
 from agentos_nb.actors.completions import Completions
 from agentos_nb.actors.deadlines import deadline_after
-from agentos_nb.actors.definition import ActorDefinition
+from agentos_nb.actors.definition import ActorDefinition, QueueSpec
 from agentos_nb.actors.faces import Face
 from agentos_nb.actors.handles import Client, DeadLetter, SendResult
 from agentos_nb.actors.instance import ActorInstance
@@ -515,12 +515,11 @@ class Registry:
             if queue is not None and message.queue != queue:
                 continue
             spec = definition.queues.get(message.queue)
-            body = json.loads(message.body) if spec is None else spec.body.validate_json(message.body)
             letters.append(
                 DeadLetter(
                     message_id=message.message_id,
                     queue=message.queue,
-                    body=body,
+                    body=_dead_body(spec, message.body),
                     attempts=message.attempt,
                     error=message.error,
                     created_at=message.created_at,
@@ -563,6 +562,21 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"<Registry {self.name!r} {self.phase} actors={sorted(self.definitions)}>"
+
+
+def _dead_body(spec: QueueSpec | None, raw: bytes) -> Any:
+    """A dead letter's body as its queue's type reads it; one that no longer fits (the type has
+    changed, or its row was damaged) is shown as stored, never hidden by an error that would
+    hide every other dead letter of the actor with it."""
+    if spec is not None:
+        try:
+            return spec.body.validate_json(raw)
+        except pydantic.ValidationError:
+            pass
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def running_registries() -> list[Registry]:

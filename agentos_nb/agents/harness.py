@@ -113,6 +113,7 @@ class PiSession:
 
     async def close(self) -> None:
         self._history = []
+        await self._tools.close()
         client = getattr(self._model, "client", None)
         if self._owns_client and client is not None:
             await client.close()  # its connections, opened on this loop

@@ -17,6 +17,7 @@ import pydantic
 from pydantic_ai.tools import ToolDefinition
 
 from agentos_nb.agents.tool_inputs import TOOL_INPUTS, BashInput, EditInput, ReadInput, WriteInput
+from agentos_nb.errors import VmError
 from agentos_nb.vm.files import resolve_path
 from agentos_nb.vm.session_models import (
     DiffContent,
@@ -79,6 +80,11 @@ class AgentTools:
         self._cwd = cwd
         self._shell = vm.shell.persistent(cwd)
 
+    async def close(self) -> None:
+        """Free the persistent shell on the VM's host (a host gone or a VM asleep has freed it)."""
+        with contextlib.suppress(VmError):
+            await self._shell.close()
+
     def plan(self, name: str, args: dict[str, Any]) -> ToolCallPlan:
         kind = _KINDS.get(name, "other")
         if name == "bash":
@@ -102,11 +108,11 @@ class AgentTools:
             except pydantic.ValidationError as error:
                 raise ToolFailed(_invalid_arguments(name, error)) from None
             if isinstance(parsed, ReadInput):
-                return _text_outcome(self._read(parsed))
+                return _text_outcome(await self._read(parsed))
             if isinstance(parsed, WriteInput):
-                return self._write(parsed)
+                return await self._write(parsed)
             if isinstance(parsed, EditInput):
-                return self._edit(parsed)
+                return await self._edit(parsed)
             assert isinstance(parsed, BashInput)
             return await self._bash(parsed)
         except ToolFailed as failure:
@@ -123,8 +129,8 @@ class AgentTools:
 
     # --- the tools -------------------------------------------------------------------------
 
-    def _read(self, request: ReadInput) -> str:
-        text = self._read_text(request.path)
+    async def _read(self, request: ReadInput) -> str:
+        text = await self._read_text(request.path)
         lines = text.splitlines(keepends=True)
         first = (request.offset or 1) - 1
         if lines and first >= len(lines):
@@ -153,24 +159,24 @@ class AgentTools:
             body += f"{ending}[{where}; continue with offset={shown_last + 1}]"
         return body
 
-    def _write(self, request: WriteInput) -> ToolOutcome:
+    async def _write(self, request: WriteInput) -> ToolOutcome:
         path = self._absolute(request.path)
         files = self._vm.files
         previous = None
-        if files.exists(path) and files.stat(path).kind == "file":
+        if await files.exists(path) and (await files.stat(path)).kind == "file":
             with contextlib.suppress(ToolFailed):  # a binary file is replaced; its diff is not shown
-                previous = self._read_text(path)
-        files.write_file(path, request.content)
+                previous = await self._read_text(path)
+        await files.write_file(path, request.content)
         size = len(request.content.encode())
         return ToolOutcome(
             f"Wrote {size} bytes to {path}", "completed", _diff_content(path, previous, request.content)
         )
 
-    def _edit(self, request: EditInput) -> ToolOutcome:
+    async def _edit(self, request: EditInput) -> ToolOutcome:
         path = self._absolute(request.path)
         if not request.old_text:
             raise ToolFailed("old_text is empty; give the exact text to replace")
-        old = self._read_text(path)
+        old = await self._read_text(path)
         found = old.count(request.old_text)
         if found == 0:
             raise ToolFailed(
@@ -183,7 +189,7 @@ class AgentTools:
                 "that it matches exactly one place"
             )
         new = old.replace(request.old_text, request.new_text, 1)
-        self._vm.files.write_file(path, new)
+        await self._vm.files.write_file(path, new)
         return ToolOutcome(
             f"Edited {path}\n{_unified_diff(path, old, new)}", "completed", _diff_content(path, old, new)
         )
@@ -212,8 +218,8 @@ class AgentTools:
     def _absolute(self, path: str) -> str:
         return resolve_path(path, self._cwd)
 
-    def _read_text(self, path: str) -> str:
-        content = self._vm.files.read_file(self._absolute(path))
+    async def _read_text(self, path: str) -> str:
+        content = await self._vm.files.read_file(self._absolute(path))
         assert isinstance(content, bytes)
         try:
             return content.decode()

@@ -34,6 +34,20 @@ class Unauthorized(HttpError):
     status = 401
 
 
+class BadSignature(Unauthorized):
+    """A webhook post whose signature is missing, wrong, stale or already seen."""
+
+    code = "http.bad_signature"
+
+
+class Forbidden(HttpError):
+    """The token is right but its scope does not open this route, actor or queue; the message
+    and `allowed` say what it does open."""
+
+    code = "http.forbidden"
+    status = 403
+
+
 class RouteNotFound(HttpError):
     code = "http.not_found"
     status = 404

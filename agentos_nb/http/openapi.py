@@ -57,7 +57,9 @@ def build_document(registry: Registry, routes: list[Route], *, url: str) -> dict
             "title": f"agentos_nb registry {registry.name}",
             "version": _version(),
             "description": "Actors, queues, actions, agent VMs and events of one registry. Every "
-            "route but /health needs `Authorization: Bearer <token>`. Every error is "
+            "route but /health needs `Authorization: Bearer <token>`: the server's token opens every "
+            "route; a scoped token opens the operations whose `x-scope` it lists, on the actors and "
+            "queues it names (403 http.forbidden otherwise). Every error is "
             '{"error": CODE, "message": ...}, CODE being a runtime error\'s code or http.*.',
         },
         "servers": [{"url": url}],
@@ -145,20 +147,24 @@ def _operation(
     operation: dict[str, Any] = {
         "operationId": re.sub(r"\W+", "_", f"{route.method} {template}".lower()).strip("_"),
         "summary": route.summary,
+        "x-scope": route.scope,
         "parameters": _path_parameters(template, registry) + _query_parameters(route),
         "responses": {
             str(route.status): _reply(route, schemas),
             "default": {
                 "description": "An error: 400 malformed JSON or a key or path that is not UTF-8, 401 "
-                "no or wrong token, 404 unknown actor, queue, action or route, 405, 409, 413 body too "
-                "large, 414 key past 32 parts or 1024 bytes, 422 invalid input, 429 queue full, 431 "
+                "no or wrong token (or webhook signature), 403 a scoped token without this scope, 404 "
+                "unknown actor, queue, action or route, 405, 409, 413 body too large, 414 key past "
+                "32 parts or 1024 bytes, 422 invalid input, 429 queue full, 431 "
                 "headers too large, 503 stopping.",
                 "content": {"application/json": {"schema": schemas.model(ErrorBody, "serialization")}},
             },
         },
     }
-    if route.description:
-        operation["description"] = route.description
+    needs = f"Needs a token with scope `{route.scope}`."
+    if route.public:
+        needs = "Needs no token."
+    operation["description"] = f"{route.description}\n\n{needs}" if route.description else needs
     if route.public:
         operation["security"] = []
     body = _request_body(route, bound, registry, schemas)

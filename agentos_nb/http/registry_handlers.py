@@ -25,19 +25,30 @@ async def openapi(request: Request) -> Reply:
 
 
 async def list_actors(request: Request) -> Reply:
-    return Reply(body=json_bytes(ActorList(actors=await request.api.registry.overview())))
+    """Every actor; for a scoped token, those its patterns cover."""
+    views = await request.api.registry.overview()
+    scope = request.scope
+    if scope is not None:
+        views = [view for view in views if scope.covers_actor(view.name, view.key)]
+    return Reply(body=json_bytes(ActorList(actors=views)))
 
 
 async def events(request: Request) -> AsyncIterator[StreamEvent]:
+    """The registry's events; for a scoped token, only those of actors its patterns cover."""
     query = request.query_as(EventsQuery)
     names = frozenset(query.actor)
+    scope = request.scope
 
-    def of_named_actors(event: Any) -> bool:
+    def wanted(event: Any) -> bool:
         actor = getattr(event, "actor", None)
-        return actor is not None and actor.name in names
+        if actor is None:
+            return not names and scope is None
+        return (not names or actor.name in names) and (
+            scope is None or scope.covers_actor(actor.name, actor.key)
+        )
 
     subscription = request.api.registry.bus.subscribe(
-        buffer=query.buffer, types=query.type or None, accept=of_named_actors if names else None
+        buffer=query.buffer, types=query.type or None, accept=wanted if names or scope else None
     )
     with subscription:
         yield None

@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from agentos_nb.errors import ValidationError
 from agentos_nb.http.errors import MalformedJson, MethodNotAllowed, RouteNotFound
+from agentos_nb.http.scopes import RouteKind, ScopedToken
 
 if TYPE_CHECKING:
     from agentos_nb.http.api import Api
@@ -37,6 +38,8 @@ class Request:
     """Path parameters, still percent-encoded."""
     query: dict[str, list[str]]
     body: bytes
+    scope: ScopedToken | None = None
+    """The scoped token the request came with; None: the full token (or a signed webhook)."""
 
     def param(self, name: str) -> str:
         """The path parameter `name`, decoded."""
@@ -88,9 +91,9 @@ class Route:
     template: str
     summary: str
     handler: Handler | StreamHandler
+    scope: RouteKind = field(kw_only=True)
+    """The kind of access a token needs here (`scopes.py`); every route says it."""
     streams: bool = False
-    public: bool = False
-    """Served without the token."""
     drains: bool = True
     """Waited for when the server stops (an event stream is not: it ends when the registry stops)."""
     body: type[BaseModel] | Literal["json", "bytes"] | None = None
@@ -110,6 +113,11 @@ class Route:
             r"\{(\w+)\}", lambda m: f"(?P<{m[1]}>{'.*' if m[1] == 'path' else '[^/]*'})", self.template
         )
         object.__setattr__(self, "pattern", re.compile(regex))
+
+    @property
+    def public(self) -> bool:
+        """Served without a token."""
+        return self.scope == "health"
 
 
 class Router:

@@ -1,10 +1,12 @@
 """The registry's HTTP server: tornado, on the event loop the runtime runs on.
 
 It binds 127.0.0.1 unless told otherwise and wants a bearer token on every route but /health
-(generated unless given, kept in a runtime file readable only by its user, never logged). A
-request is checked in this order, and the first failure answers it: headers' size (431), route
-(404, 405), token (401), body size (413: the body is dropped as it arrives, never kept), then, in
-the handler, the URL's key or path (400 not UTF-8, 414 too long), JSON (400) and fields (422).
+(generated unless given, kept in a runtime file readable only by its user, never logged), and
+takes scoped tokens and signed webhooks besides (`scopes.py`). A request is checked in this
+order, and the first failure answers it: headers' size (431), route (404, 405), token (401) and
+its scope (403), body size (413: the body is dropped as it arrives, never kept), a webhook's
+signature (401), then, in the handler, the URL's key or path (400 not UTF-8, 414 too long),
+JSON (400) and fields (422).
 Headers get `HEADER_SECONDS` to arrive and a body `BODY_SECONDS`. The server is attached to its
 registry as a face (`actors/faces.py`), so stopping the registry drains it (no new requests,
 those under way get time to finish), then stops the actors (ending event streams), then closes
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from http.client import responses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +33,7 @@ from tornado.netutil import bind_sockets
 from agentos_nb.errors import AgentOSError
 from agentos_nb.http import sse
 from agentos_nb.http.api import Api
-from agentos_nb.http.auth import authorized, new_token
+from agentos_nb.http.auth import identify, new_token
 from agentos_nb.http.errors import (
     BodyTooLarge,
     HeadersTooLarge,
@@ -42,9 +45,19 @@ from agentos_nb.http.errors import (
     error_reply,
 )
 from agentos_nb.http.openapi import build_document
+from agentos_nb.http.paths import parse_actor_segment
 from agentos_nb.http.route_table import ROUTES
 from agentos_nb.http.routing import Reply, Request, Route, Router, StreamEvent, json_bytes
 from agentos_nb.http.runtime_files import remove_runtime_file, write_runtime_file
+from agentos_nb.http.scopes import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    ScopedToken,
+    SignatureCheck,
+    Webhook,
+    scoped_tokens,
+    signed_webhooks,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine
@@ -99,12 +112,18 @@ class HttpServer:
         host: str,
         port: int,
         token: str | None = None,
+        tokens: Iterable[ScopedToken | dict[str, Any]] = (),
+        webhooks: Iterable[Webhook | dict[str, Any]] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be at least 1, not {max_body_bytes}")
         self.registry = registry
         self.token = token or new_token()
+        self.tokens = scoped_tokens(tokens, self.token)
+        """Extra tokens, each opening only its scope; never written to the runtime file."""
+        self.webhooks = signed_webhooks(webhooks)
+        self.signatures = SignatureCheck()
         self.max_body_bytes = max_body_bytes
         self.router = Router(ROUTES)
         self.accepting = False
@@ -240,6 +259,10 @@ class _Exchange(httputil.HTTPMessageDelegate):
         self._query = ""
         self._route: Route | None = None
         self._params: dict[str, str] = {}
+        self._scope: ScopedToken | None = None
+        self._webhook: Webhook | None = None
+        self._signature: tuple[str | None, str | None] = (None, None)
+        self._seen_signature: str | None = None
         self._refusal: HttpError | None = None
         self._chunks: list[bytes] = []
         self._size = 0
@@ -269,10 +292,8 @@ class _Exchange(httputil.HTTPMessageDelegate):
             if not server.accepting:
                 raise ServerStopping("the server is stopping")
             route, params = server.router.match(self._method, self._path)
-            if not route.public and not authorized(headers.get("Authorization"), server.token):
-                raise Unauthorized(
-                    "this route needs the header `Authorization: Bearer <token>` with the server's token"
-                )
+            if not route.public:
+                self._authorize(route, params, headers)
         except HttpError as refusal:
             self._refusal = refusal  # answered once the request is read, so the connection stays usable
             return
@@ -285,6 +306,24 @@ class _Exchange(httputil.HTTPMessageDelegate):
                 self._refusal = too_large
             return
         self._route, self._params = route, params
+
+    def _authorize(self, route: Route, params: dict[str, str], headers: httputil.HTTPHeaders) -> None:
+        """A full token opens everything, a scoped one its scope; a post to a webhook's queue
+        without a token waits for its body, whose signature `finish` checks."""
+        server = self._server
+        authorization = headers.get("Authorization")
+        who = identify(authorization, server.token, server.tokens)
+        if isinstance(who, ScopedToken):
+            who.check(route.scope, params, parse_actor_segment(params["key"]) if "key" in params else None)
+            self._scope = who
+        elif who is None:
+            if authorization is None and route.scope == "send" and server.webhooks:
+                self._webhook = _webhook_for(server.webhooks, params)
+            if self._webhook is None:
+                raise Unauthorized(
+                    "this route needs the header `Authorization: Bearer <token>` with the server's token"
+                )
+            self._signature = (headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER))
 
     def data_received(self, chunk: bytes) -> None:
         if self._refusal is not None or self._answered:
@@ -302,6 +341,14 @@ class _Exchange(httputil.HTTPMessageDelegate):
         if self._refusal is not None:
             self._answer_error(self._refusal)
             return
+        if self._webhook is not None:
+            try:
+                self._seen_signature = self._server.signatures.verify(
+                    self._webhook, *self._signature, b"".join(self._chunks)
+                )
+            except HttpError as refusal:
+                self._answer_error(refusal)
+                return
         task = self._server.run(self._serve())
         if self._route is not None and self._route.streams:
             self._stream_task = task
@@ -318,21 +365,26 @@ class _Exchange(httputil.HTTPMessageDelegate):
         assert route is not None
         assert self._server.api is not None
         query = parse_qs(self._query, keep_blank_values=True) if self._query else {}
-        request = Request(self._server.api, self._params, query, b"".join(self._chunks))
+        request = Request(self._server.api, self._params, query, b"".join(self._chunks), self._scope)
         self._chunks.clear()
         if route.drains:
             self._server.request_started()
+        accepted = False
         try:
             if route.streams:
                 await self._stream(route, request)
             else:
-                self._answer(await route.handler(request))  # type: ignore[misc]
+                reply: Reply = await route.handler(request)  # type: ignore[misc]
+                accepted = reply.status < 400
+                self._answer(reply)
         except Exception as error:
             if not self._answered:
                 self._answer_error(error, route)
         finally:
             if route.drains:
                 self._server.request_finished()
+            if not accepted and self._seen_signature is not None:
+                self._server.signatures.forget(self._seen_signature)  # not taken: it may come again
 
     async def _stream(self, route: Route, request: Request) -> None:
         events: AsyncIterator[StreamEvent] = route.handler(request)  # type: ignore[assignment]
@@ -396,6 +448,15 @@ class _Exchange(httputil.HTTPMessageDelegate):
         if status >= 500 and not isinstance(error, HttpError):
             logger.error("%s %s: %s", self._method, self._path, body["message"], exc_info=error)
         return status, body
+
+
+def _webhook_for(webhooks: list[Webhook], params: dict[str, str]) -> Webhook | None:
+    """The webhook that serves the queue `params` name, if any (none for a malformed key)."""
+    try:
+        address = parse_actor_segment(params["key"])
+    except HttpError:
+        return None
+    return next((webhook for webhook in webhooks if webhook.serves(params, address)), None)
 
 
 _EVENT_STREAM_HEADERS = httputil.HTTPHeaders(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import replace
 
 from typing_extensions import override
@@ -18,7 +19,7 @@ from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord
 
 class MemoryStore(Store):
     """The store `setup(...)` uses unless told otherwise. It remembers the newest
-    `completed_retention` completed messages, for `wait_for`."""
+    `completed_retention` completed messages, for `wait_for`: their outcome, not their body."""
 
     may_suspend = False  # no method awaits anything: the runtime need not shield writes
     durable = False
@@ -67,9 +68,7 @@ class MemoryStore(Store):
 
     @override
     async def save_state(self, actor_id: str, state: bytes) -> None:
-        record = self._actors.get(actor_id)
-        if record is not None:
-            record.state = state
+        self._write_state(actor_id, state)
 
     @override
     async def delete_actor(self, actor_id: str) -> None:
@@ -111,25 +110,41 @@ class MemoryStore(Store):
 
     @override
     async def lease(self, message_id: int) -> None:
-        record = self._live_record(message_id)
-        record.status = "leased"
-        record.attempt += 1
+        _mark_leased(self._live_record(message_id))
 
     @override
     async def release(self, message_id: int) -> None:
         self._live_record(message_id).status = "pending"
 
     @override
-    async def complete(self, message_id: int, response: bytes | None) -> None:
+    async def complete(self, message_id: int, response: bytes | None, *, state: bytes | None = None) -> None:
+        self._write_state(self._live_record(message_id).actor_id, state)
+        self._settle_completed(message_id, response)
+
+    @override
+    async def acknowledge_and_lease(
+        self, acknowledged: Sequence[int], leased: Sequence[int], *, state: bytes | None = None
+    ) -> None:
+        records = [self._live_record(message_id) for message_id in (*acknowledged, *leased)]
+        if records:  # all of them live: from here on, nothing can fail halfway
+            self._write_state(records[0].actor_id, state)
+        for message_id in acknowledged:
+            self._settle_completed(message_id, None)
+        for record in records[len(acknowledged) :]:
+            _mark_leased(record)
+
+    def _settle_completed(self, message_id: int, response: bytes | None) -> None:
         record = self._take_live(message_id)
         record.status = "completed"
         record.response = response
+        record.body = b""  # kept for `wait_for` only: 10,000 bodies of 60 KB would be 600 MB
         self._completed[message_id] = record
         while len(self._completed) > self._completed_retention:
             self._completed.popitem(last=False)
 
     @override
-    async def dead_letter(self, message_id: int, error: str) -> None:
+    async def dead_letter(self, message_id: int, error: str, *, state: bytes | None = None) -> None:
+        self._write_state(self._live_record(message_id).actor_id, state)
         record = self._take_live(message_id)
         record.status = "dead"
         record.error = error
@@ -174,6 +189,13 @@ class MemoryStore(Store):
     async def list_schedules(self) -> list[ScheduleRecord]:
         return [replace(r) for r in self._schedules.values()]
 
+    def _write_state(self, actor_id: str, state: bytes | None) -> None:
+        """The one place an actor's state is replaced: first, in a write that also settles
+        messages, so that if it fails the messages are left as they were."""
+        record = self._actors.get(actor_id)
+        if record is not None and state is not None:
+            record.state = state
+
     def _live_record(self, message_id: int) -> MessageRecord:
         record = self._live.get(message_id)
         if record is None:
@@ -185,3 +207,8 @@ class MemoryStore(Store):
         del self._live[message_id]
         del self._live_by_actor[record.actor_id][message_id]
         return record
+
+
+def _mark_leased(record: MessageRecord) -> None:
+    record.status = "leased"
+    record.attempt += 1

@@ -9,6 +9,7 @@ so a store never sees user types.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -115,27 +116,47 @@ class Store(Protocol):
         """Stores a pending message at the tail; returns it with its new id and seq."""
 
     async def load_queues(self, actor_id: str) -> list[MessageRecord]:
-        """Pending and leased messages of one actor, in seq order."""
+        """Pending and leased messages of one actor, in seq order. One the store cannot read
+        back as it was written (damaged on disk) comes with `error` saying what is wrong, for
+        the runtime to dead-letter it."""
 
-    async def lease(self, message_id: int) -> None:
+    # The writes of a message's delivery and settling return an awaitable rather than being
+    # coroutines: a store may hand back its own future, which the runtime awaits as it is.
+
+    def lease(self, message_id: int) -> Awaitable[None]:
         """Marks a message delivered: status leased, attempt + 1. Like `release`, `complete` and
         `dead_letter`, it takes a pending or a leased message; any other raises `MessageNotFound`."""
 
-    async def release(self, message_id: int) -> None:
+    def release(self, message_id: int) -> Awaitable[None]:
         """Puts a leased message back to pending, keeping its place."""
 
-    async def complete(self, message_id: int, response: bytes | None) -> None:
-        """Acknowledges a message and keeps its response for `get_message`."""
+    def complete(
+        self, message_id: int, response: bytes | None, *, state: bytes | None = None
+    ) -> Awaitable[None]:
+        """Acknowledges a message and keeps its response for `get_message`, but not its body:
+        a completed message keeps only what `wait_for` needs. With `state`, the state of the
+        message's actor is replaced in the same transaction: both are written, or neither (as
+        with `save_state`, an actor that no longer exists is left alone)."""
 
-    async def dead_letter(self, message_id: int, error: str) -> None:
-        """Takes a message out of its queue for good, keeping `error`, until `replay`."""
+    def dead_letter(self, message_id: int, error: str, *, state: bytes | None = None) -> Awaitable[None]:
+        """Takes a message out of its queue for good, keeping `error`, until `replay`. `state`
+        as for `complete`."""
+
+    def acknowledge_and_lease(
+        self, acknowledged: Sequence[int], leased: Sequence[int], *, state: bytes | None = None
+    ) -> Awaitable[None]:
+        """In one transaction: completes each of `acknowledged` (no response), leases each of
+        `leased` (other messages of the same actor), and with `state` replaces that actor's
+        state. All of it or none of it: a message that is neither pending nor leased raises
+        `MessageNotFound`, changing nothing. A consumer moving on to its next message costs one
+        transaction, not two."""
 
     async def replay(self, message_id: int) -> MessageRecord:
         """Moves a dead letter back to pending at the tail, attempts reset; returns it."""
 
     async def get_message(self, message_id: int) -> MessageRecord | None:
         """A message in any status; None if unknown, or completed and since forgotten (a store
-        keeps only the newest completed ones, for `wait_for`)."""
+        keeps only the newest completed ones, for `wait_for`). A completed one has an empty body."""
 
     async def list_dead_letters(self, actor_id: str) -> list[MessageRecord]:
         """The actor's dead letters, in no particular order."""

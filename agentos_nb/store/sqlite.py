@@ -7,9 +7,15 @@
   A job's future resolves after the COMMIT, so a write that returned is durable: against a
   crashed process with `synchronous=NORMAL` (WAL), and against a lost machine with `FULL`.
 - Reads go through the same thread, so they see every write made before them.
-- The schema is versioned (`PRAGMA user_version`) and migrated forward on open. A file that is
-  not SQLite, fails SQLite's own check, belongs to something else, or was written by a newer
-  agentos_nb is refused with `StoreUnusable` and left exactly as it was.
+- The schema is versioned (`PRAGMA user_version`) and migrated forward on open. A file is
+  checked through a connection that cannot write (nor create `-wal`/`-shm` beside it) before
+  it is opened for writing: one that is not SQLite, fails SQLite's own check, belongs to
+  something else, was written by a newer agentos_nb, has its message counter behind its
+  messages, or is read-only is refused with `StoreUnusable` and left exactly as it was.
+- A damaged store is never trusted: an SQLite error that is not the caller's fault becomes
+  `StoreUnusable` naming the file; a file removed or replaced under the running store stops
+  it (`_FileWatch`), so that nothing is acknowledged into a deleted file; a message row that
+  cannot be read back comes out with `error` saying why, for the runtime to dead-letter.
 """
 
 from __future__ import annotations
@@ -25,12 +31,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from typing_extensions import override
 
 from agentos_nb.errors import ActorAlreadyExists, MessageNotFound, StoreUnusable
-from agentos_nb.store.protocol import ActorRecord, MessageRecord, ScheduleRecord, Store
+from agentos_nb.store.protocol import ActorRecord, MessageRecord, MessageStatus, ScheduleRecord, Store
 
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
@@ -95,7 +101,14 @@ MIGRATIONS: tuple[str, ...] = (
 )
 _TABLES = frozenset({"counters", "actors", "messages", "schedules", "blobs"})
 _LIVE = "('pending', 'leased')"
-_MESSAGE_COLUMNS = "message_id, seq, actor_id, queue, body, created_at, attempt, status, response, error"
+_LEASED = "status = 'leased', attempt = attempt + 1"
+_STATUSES: frozenset[str] = frozenset(get_args(MessageStatus))
+# Text columns come out as bytes, decoded by `_message`: a damaged one then marks its row
+# instead of failing the whole query ("Could not decode to UTF-8").
+_MESSAGE_COLUMNS = (
+    "message_id, seq, CAST(actor_id AS BLOB), CAST(queue AS BLOB), CAST(body AS BLOB), created_at, "
+    "attempt, CAST(status AS BLOB), CAST(response AS BLOB), CAST(error AS BLOB)"
+)
 
 
 @dataclass(slots=True)
@@ -131,8 +144,11 @@ class SqliteStore(Store):
         self._opening: asyncio.Future[None] | None = None
         self._failure: StoreUnusable | None = None
         """Set when the writer thread died: every call fails at once instead of waiting."""
+        self._watch: _FileWatch | None = None  # made and used by the writer thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_number = 0  # the message counter, owned by the writer thread
+        self._counted_from: int | None = None
+        """The counter as stored when this transaction first took a number; None before."""
         self.transactions = 0
         """Transactions committed so far: with group commit, far fewer than writes."""
 
@@ -249,7 +265,7 @@ class SqliteStore(Store):
     @override
     async def enqueue(self, actor_id: str, queue: str, body: bytes, created_at: float) -> MessageRecord:
         def enqueue(db: sqlite3.Connection) -> MessageRecord:
-            number = self._next_number()
+            number = self._next_number(db)
             db.execute(
                 "INSERT INTO messages (message_id, seq, actor_id, queue, body, created_at, status) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -270,30 +286,50 @@ class SqliteStore(Store):
         )
         return [_message(row) for row in rows]
 
-    @override
-    async def lease(self, message_id: int) -> None:
-        await self._update_live(message_id, "status = 'leased', attempt = attempt + 1", ())
+    # The writes of delivery and settling hand back the writer's future itself: the runtime
+    # awaits it as it is, with no coroutine or task around it.
 
     @override
-    async def release(self, message_id: int) -> None:
-        await self._update_live(message_id, "status = 'pending'", ())
+    def lease(self, message_id: int) -> asyncio.Future[None]:
+        return self._submit(lambda db: _update_live(db, message_id, _LEASED, ()))
 
     @override
-    async def complete(self, message_id: int, response: bytes | None) -> None:
+    def release(self, message_id: int) -> asyncio.Future[None]:
+        return self._submit(lambda db: _update_live(db, message_id, "status = 'pending'", ()))
+
+    @override
+    def complete(
+        self, message_id: int, response: bytes | None, *, state: bytes | None = None
+    ) -> asyncio.Future[None]:
         def complete(db: sqlite3.Connection) -> None:
-            _update_live(
-                db, message_id, "status = 'completed', response = ?, finished_at = ?", (response, time.time())
-            )
-            if message_id % _PRUNE_EVERY == 0:  # now and then, in the same transaction
-                self._prune_completed(db)
+            _write_state_of(db, message_id, state)
+            self._complete(db, message_id, response)
 
-        await self._run(complete)
+        return self._submit(complete)
 
     @override
-    async def dead_letter(self, message_id: int, error: str) -> None:
-        await self._update_live(
-            message_id, "status = 'dead', error = ?, finished_at = ?", (error, time.time())
-        )
+    def acknowledge_and_lease(
+        self, acknowledged: Sequence[int], leased: Sequence[int], *, state: bytes | None = None
+    ) -> asyncio.Future[None]:
+        acknowledged, leased = tuple(acknowledged), tuple(leased)  # the job runs later, on the writer
+
+        def acknowledge_and_lease(db: sqlite3.Connection) -> None:
+            if acknowledged or leased:
+                _write_state_of(db, (*acknowledged, *leased)[0], state)
+            for message_id in acknowledged:
+                self._complete(db, message_id, None)
+            for message_id in leased:
+                _update_live(db, message_id, _LEASED, ())
+
+        return self._submit(acknowledge_and_lease)
+
+    @override
+    def dead_letter(self, message_id: int, error: str, *, state: bytes | None = None) -> asyncio.Future[None]:
+        def dead_letter(db: sqlite3.Connection) -> None:
+            _write_state_of(db, message_id, state)
+            _update_live(db, message_id, "status = 'dead', error = ?, finished_at = ?", (error, time.time()))
+
+        return self._submit(dead_letter)
 
     @override
     async def replay(self, message_id: int) -> MessageRecord:
@@ -306,7 +342,7 @@ class SqliteStore(Store):
             db.execute(
                 "UPDATE messages SET status = 'pending', attempt = 0, error = NULL, finished_at = NULL, "
                 "seq = ? WHERE message_id = ?",
-                (self._next_number(), message_id),
+                (self._next_number(db), message_id),
             )
             return _message(
                 db.execute(
@@ -387,8 +423,15 @@ class SqliteStore(Store):
         )
         return None if row is None else _actor(row)
 
-    async def _update_live(self, message_id: int, assignments: str, params: Sequence[Any]) -> None:
-        await self._run(lambda db: _update_live(db, message_id, assignments, params))
+    def _complete(self, db: sqlite3.Connection, message_id: int, response: bytes | None) -> None:
+        _update_live(
+            db,
+            message_id,
+            "status = 'completed', body = X'', response = ?, finished_at = ?",  # `wait_for` needs no body
+            (response, time.time()),
+        )
+        if message_id % _PRUNE_EVERY == 0:  # now and then, in the same transaction
+            self._prune_completed(db)
 
     def _prune_completed(self, db: sqlite3.Connection) -> None:
         """Completed messages are kept for `wait_for`, the newest `completed_retention` of them."""
@@ -400,13 +443,21 @@ class SqliteStore(Store):
         )
 
     async def _run(self, run: Callable[[sqlite3.Connection], T]) -> T:
-        if self._failure is not None:
-            raise self._failure
-        if self._thread is None or self._loop is None:
-            raise RuntimeError(f"{self!r} is not open")
+        return await self._submit(run)
+
+    def _submit(self, run: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Hand a job to the writer: its future resolves once the job's transaction committed.
+        A failure comes out of the future, never out of this call, so that a caller that
+        changed memory ahead of the write can always undo it."""
+        if self._failure is not None or self._thread is None or self._loop is None:
+            refused: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+            refused.set_exception(self._failure or RuntimeError(f"{self!r} is not open"))
+            return refused
         future: asyncio.Future[T] = self._loop.create_future()
         self._jobs.put(_Job(run, future))
-        return await future
+        if self._failure is not None:  # the writer stopped meanwhile, perhaps without seeing this job
+            _settle(future, None, self._failure)
+        return future
 
     # --- the writer thread -------------------------------------------------------------------
 
@@ -415,9 +466,15 @@ class SqliteStore(Store):
         assert loop is not None
         try:
             db = _connect(self.path, self.synchronous)
-            self._prune_completed(db)
         except BaseException as error:
             loop.call_soon_threadsafe(_settle, ready, None, error)
+            return
+        try:
+            self._prune_completed(db)
+            self._watch = _FileWatch(self.path)
+        except (OSError, sqlite3.Error) as error:
+            db.close()
+            loop.call_soon_threadsafe(_settle, ready, None, _unusable(self.path, error))
             return
         loop.call_soon_threadsafe(_settle, ready, None, None)
         batch: list[_Job] = []
@@ -444,8 +501,10 @@ class SqliteStore(Store):
                     with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                         loop.call_soon_threadsafe(_settle_all, outcomes)
         except BaseException as error:  # the writer cannot go on: nobody may wait for it in vain
-            self._failure = StoreUnusable(
-                f"the writer of {self.path} stopped: {type(error).__name__}: {error}"
+            self._failure = (
+                error
+                if isinstance(error, StoreUnusable)  # its files are gone: said once, raised every time
+                else StoreUnusable(f"the writer of {self.path} stopped: {type(error).__name__}: {error}")
             )
             left = [*batch]
             with contextlib.suppress(queue.Empty):
@@ -457,7 +516,8 @@ class SqliteStore(Store):
             failed = [(job, None, self._failure) for job in left]
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle_all, failed)
-            raise
+            if error is not self._failure:
+                raise
         finally:
             db.close()
 
@@ -469,34 +529,52 @@ class SqliteStore(Store):
         savepoint around each job, so that the failure undoes that job alone."""
         try:
             db.execute("BEGIN IMMEDIATE")
-            # Read under the write lock: another store on this file may have handed out numbers.
-            first_number = self._last_number = _stored_number(db)
+            self._counted_from = None
             try:
                 outcomes: list[tuple[_Job, Any, BaseException | None]] = [
                     (job, job.run(db), None) for job in batch
                 ]
             except Exception:
                 db.execute("ROLLBACK")
-                self._last_number = first_number
+                self._counted_from = None
                 db.execute("BEGIN IMMEDIATE")
-                outcomes = [_guarded(db, job) for job in batch]
-            if self._last_number != first_number:
+                outcomes = [_guarded(db, job, self.path) for job in batch]
+            if self._counted_from is not None and self._last_number != self._counted_from:
                 db.execute("UPDATE counters SET value = ? WHERE name = 'message'", (self._last_number,))
+            if self._watch is not None:
+                self._watch.check()  # nothing is acknowledged into a file removed or replaced
             db.execute("COMMIT")
             self.transactions += 1
         except sqlite3.Error as error:  # the transaction itself failed (disk full, I/O): all of it did
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            failure = StoreUnusable(f"writing to {self.path} failed: {error}")
+            failure = _unusable(self.path, error)
             outcomes = [(job, None, failure) for job in batch]
+        except StoreUnusable:  # the writer stops: every call from now on raises this
+            db.execute("ROLLBACK")
+            raise
         return outcomes
 
-    def _next_number(self) -> int:
+    def _next_number(self, db: sqlite3.Connection) -> int:
         """Message ids and queue positions come from one counter, as in the memory store. It is
-        read when a transaction begins, counted here (jobs run on the writer thread only) and
-        written once, before the commit."""
+        read when a transaction first needs a number (under the write lock: another store on
+        this file may have handed out numbers), counted here (jobs run on the writer thread
+        only) and written once, before the commit. Transactions that take none never read it."""
+        if self._counted_from is None:
+            self._counted_from = self._last_number = _stored_number(db)
         self._last_number += 1
         return self._last_number
+
+
+def _write_state_of(db: sqlite3.Connection, message_id: int, state: bytes | None) -> None:
+    """The state of a message's actor, written first in the job that settles the message: if
+    anything after it fails, the job's rollback takes the state back too."""
+    if state is not None:
+        db.execute(
+            "UPDATE actors SET state = ? "
+            "WHERE actor_id = (SELECT actor_id FROM messages WHERE message_id = ?)",
+            (state, message_id),
+        )
 
 
 def _update_live(db: sqlite3.Connection, message_id: int, assignments: str, params: Sequence[Any]) -> None:
@@ -511,13 +589,13 @@ def _stored_number(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT value FROM counters WHERE name = 'message'").fetchone()[0])
 
 
-def _guarded(db: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+def _guarded(db: sqlite3.Connection, job: _Job, path: Path) -> tuple[_Job, Any, BaseException | None]:
     db.execute("SAVEPOINT job")
     try:
         value = job.run(db)
     except Exception as error:
         db.execute("ROLLBACK TO job")
-        return job, None, error
+        return job, None, _unusable(path, error) if isinstance(error, sqlite3.Error) else error
     finally:
         db.execute("RELEASE job")
     return job, value, None
@@ -537,11 +615,91 @@ def _settle_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
         _settle(job.future, value, error)
 
 
+class _FileWatch:
+    """Notices the store's files (the database, its `-wal`, its `-shm`) being removed or
+    replaced while it runs. SQLite would go on writing to the deleted files, and everything
+    acknowledged from then on would be gone at the next open. Checked before every commit, for
+    one `stat` of the folder: the files themselves are looked at only when the folder changed,
+    or changed too recently for its timestamp to tell (a change within the same clock tick
+    leaves the timestamp as it was)."""
+
+    __slots__ = ("_files", "_folder", "_path", "_trusted")
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        absolute = path.absolute()  # the process may change its directory later
+        self._folder = absolute.parent
+        files = (absolute, _beside(absolute, "-wal"), _beside(absolute, "-shm"))
+        self._files = {file: _identity(file) for file in files if file.exists()}
+        self._trusted: tuple[int, int] | None = None
+        """The folder's (inode, mtime) when all was last found well, once too old to hide a change."""
+        self.check()
+
+    def check(self) -> None:
+        """Raises `StoreUnusable` if a file is gone or is another file now."""
+        try:
+            folder = os.stat(self._folder)
+        except OSError:
+            raise self._gone(f"its folder {self._folder} was removed") from None
+        stamp = (folder.st_ino, folder.st_mtime_ns)
+        if stamp == self._trusted:
+            return
+        for file, identity in self._files.items():
+            now = _identity(file)
+            if now != identity:
+                raise self._gone(f"{file.name} was {'removed' if now is None else 'replaced'}")
+        whole_seconds = folder.st_mtime_ns % 1_000_000_000 == 0  # a filesystem that keeps no less
+        tick = _COARSE_TICK_NS if whole_seconds else _TICK_NS
+        self._trusted = stamp if time.time_ns() - folder.st_mtime_ns > tick else None
+
+    def _gone(self, what: str) -> StoreUnusable:
+        return StoreUnusable(
+            f"{self._path}: {what} while the store had it open. The store takes no more writes, "
+            "since they would be lost; nothing was acknowledged after the change was noticed"
+        )
+
+
+_TICK_NS = 50_000_000  # coarser than the clock of a kernel's file timestamps (a jiffy: 1 to 10 ms)
+_COARSE_TICK_NS = 3_000_000_000  # for filesystems that keep whole seconds (ext3, HFS+; FAT: 2 s)
+
+
+def _identity(file: Path) -> tuple[int, int] | None:
+    """(device, inode) of a file, None if there is none."""
+    try:
+        found = os.stat(file)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _unusable(path: Path, error: BaseException) -> StoreUnusable:
+    """An SQLite or OS error that is not the caller's fault, naming the file and, where it can
+    be told, what is wrong with it."""
+    name = getattr(error, "sqlite_errorname", None) or ""
+    text = str(error)
+    if name.startswith("SQLITE_CONSTRAINT") and "messages." in text:
+        what = "its message counter is behind its stored messages (was it changed by another program?)"
+    elif name.startswith("SQLITE_READONLY"):
+        what = "it has become read-only"
+    elif name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or text.startswith("Could not decode"):
+        what = "it is damaged"
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        what = "another process holds it locked"
+    elif name.startswith("SQLITE_FULL"):
+        what = "its disk is full"
+    else:
+        what = "SQLite failed"
+    return StoreUnusable(f"{path}: {what} ({type(error).__name__}: {text})")
+
+
 def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
-    """The store's connection, after checking, without writing anything, that the file is ours."""
+    """The store's connection. The file is checked first through a connection that cannot
+    write, and opened for writing only once it is known to be a store that can be written: a
+    refused file is left as it was, with no `-wal` or `-shm` beside it."""
     try:
         if path.exists():
             check_store_file(path)
+        _check_writable(path)
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except (OSError, sqlite3.Error) as error:
         raise StoreUnusable(f"{path} could not be opened as a store: {error}") from None
@@ -564,6 +722,23 @@ def _connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     return db
 
 
+def _check_writable(path: Path) -> None:
+    """Refuses a store that could be read but not written (a read-only file or folder, an
+    immutable file, a read-only filesystem): SQLite would open it, create `-wal`/`-shm` beside
+    it, and fail at its first write with "attempt to write a readonly database"."""
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StoreUnusable(
+            f"{path} is read-only (its permissions, an immutable attribute or a read-only "
+            "filesystem); a store must be written to. It was left untouched"
+        )
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        raise StoreUnusable(
+            f"{path} cannot be a store: its folder {folder} is read-only, and SQLite keeps its "
+            "-wal and -shm files beside the store. It was left untouched"
+        )
+
+
 def check_store_file(path: Path) -> None:
     """Refuses a file that is not an agentos_nb store this version can read, reading only."""
     with path.open("rb") as file:
@@ -577,31 +752,60 @@ def check_store_file(path: Path) -> None:
     except sqlite3.Error as error:
         raise StoreUnusable(f"{path} cannot be read: {error}; it was left untouched") from None
     try:
-        check = db.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise StoreUnusable(f"{path} is damaged (SQLite's check says: {check}); it was left untouched")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        refusal = _refusal(db)
     except sqlite3.Error as error:
         raise StoreUnusable(f"{path} is damaged ({error}); it was left untouched") from None
     finally:
         db.close()
+    if refusal is not None:
+        raise StoreUnusable(f"{path} {refusal}")
+
+
+def _refusal(db: sqlite3.Connection) -> str | None:
+    """Why a store file cannot be used, read without writing; None if it can be."""
+    check = db.execute("PRAGMA quick_check").fetchone()[0]
+    if check != "ok":
+        return f"is damaged (SQLite's check says: {check}); it was left untouched"
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if version > SCHEMA_VERSION:
-        raise StoreUnusable(
-            f"{path} was written by a newer agentos_nb (store schema {version}; this version reads "
+        return (
+            f"was written by a newer agentos_nb (store schema {version}; this version reads "
             f"up to {SCHEMA_VERSION}); upgrade agentos_nb to open it"
         )
     if version == 0 and tables:
-        raise StoreUnusable(
-            f"{path} is a SQLite database of something else (tables: {', '.join(sorted(tables))}); "
-            "it was left untouched"
+        listed = ", ".join(sorted(tables))
+        return f"is a SQLite database of something else (tables: {listed}); it was left untouched"
+    if version == 0:
+        return None  # no store yet: opening it makes one
+    if not tables >= _TABLES:
+        return "lacks tables of an agentos_nb store; it was left untouched"
+    counter = db.execute("SELECT value FROM counters WHERE name = 'message'").fetchone()
+    highest = db.execute(
+        "SELECT max(ifnull(max(message_id), 0), ifnull(max(seq), 0)) FROM messages"
+    ).fetchone()[0]
+    if counter is None or not isinstance(counter[0], int) or counter[0] < highest:
+        return (
+            f"has its message counter ({'missing' if counter is None else counter[0]}) behind its "
+            f"messages (numbered up to {highest}): new messages would collide with stored ones. "
+            "It was left untouched"
         )
-    if version > 0 and not tables >= _TABLES:
-        raise StoreUnusable(f"{path} lacks tables of an agentos_nb store; it was left untouched")
+    return None
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    """A connection that cannot write. With neither `-wal` nor `-shm` beside the file (no store
+    has it open, and none was killed with it open) it reads the file as immutable: a read-only
+    connection to a WAL database would otherwise create both, and leave them behind."""
+    uri = path.resolve().as_uri()
+    if _beside(path, "-wal").exists() or _beside(path, "-shm").exists():
+        return sqlite3.connect(f"{uri}?mode=ro", uri=True)
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True)
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    """One of SQLite's files beside a database: `-wal`, `-shm`."""
+    return path.with_name(path.name + suffix)
 
 
 # --- reading a store file without writing a byte (`agentos-nb inspect`) ---------------------------
@@ -627,6 +831,7 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
         raise StoreUnusable(f"{path} does not exist")
     check_store_file(path)
     db = _connect_read_only(path)
+    db.text_factory = _readable  # a report shows a damaged row as best it can, not a decoding error
     try:
         db.execute("PRAGMA busy_timeout = 5000")
         yield db
@@ -634,6 +839,10 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
         raise StoreUnusable(f"{path} could not be read: {error}") from None
     finally:
         db.close()
+
+
+def _readable(data: bytes) -> str:
+    return data.decode(errors="replace")
 
 
 def schema_version(db: sqlite3.Connection) -> int:
@@ -696,15 +905,44 @@ def _actor(row: Sequence[Any]) -> ActorRecord:
 
 
 def _message(row: Sequence[Any]) -> MessageRecord:
+    """A message row (`_MESSAGE_COLUMNS`) as a record. A row damaged on disk (bytes flipped in
+    its text, a value of the wrong type) still comes out, with `error` saying what is wrong:
+    the runtime dead-letters it instead of failing every read of its actor's queues."""
+    damage: list[str] = []
+    actor_id = _text(row[2], "actor id", damage)
+    queue = _text(row[3], "queue name", damage)
+    status = _text(row[7], "status", damage)
+    if status not in _STATUSES:
+        damage.append(f"its status {status!r} is none the store writes")
+    error = None if row[9] is None else _text(row[9], "error", damage)
+    seq, attempt, created_at = row[1], row[6], row[5]
+    if not isinstance(seq, int) or not isinstance(attempt, int) or not isinstance(created_at, int | float):
+        damage.append(f"seq, attempt or time of the wrong type ({seq!r}, {attempt!r}, {created_at!r})")
+        seq, attempt, created_at = row[0], 0, 0.0
+    if damage:
+        found = "damaged in the store: " + "; ".join(damage)
+        error = found if error is None else f"{error} ({found})"
     return MessageRecord(
         message_id=row[0],
-        seq=row[1],
-        actor_id=row[2],
-        queue=row[3],
-        body=bytes(row[4]),
-        created_at=row[5],
-        attempt=row[6],
-        status=row[7],
-        response=None if row[8] is None else bytes(row[8]),
-        error=row[9],
+        seq=seq,
+        actor_id=actor_id,
+        queue=queue,
+        body=b"" if row[4] is None else row[4],
+        created_at=created_at,
+        attempt=attempt,
+        status=cast(MessageStatus, status),
+        response=row[8],
+        error=error,
     )
+
+
+def _text(data: bytes | None, what: str, damage: list[str]) -> str:
+    """A text column read as bytes; invalid UTF-8 (a flipped byte) is noted in `damage`."""
+    if data is None:
+        damage.append(f"its {what} is missing")
+        return ""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        damage.append(f"its {what} is not valid UTF-8 ({data[:40]!r})")
+        return data.decode(errors="replace")

@@ -8,7 +8,6 @@ the files of the very VM whose command is waiting on that tool.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -39,12 +38,19 @@ def agent_os(
     limits: ShellLimits | Mapping[str, Any] | None = None,
     options: ActorOptions | Mapping[str, Any] | None = None,
     snapshot_every: float | None = 2.0,
+    hosts: int | None = 2,
+    memory_limit: int = 2 * 1024**3,
 ) -> ActorDefinition:
     """An agent VM type: a sandboxed bash over an in-memory filesystem, with `software`
     installed and the host `toolkits` callable as `agentos-<name>` commands.
 
-    With a durable store (SQLite), a VM's files and sessions are saved `snapshot_every`
-    seconds after they change, as well as when it sleeps; None saves them on sleep only."""
+    A VM's files and sessions are saved `snapshot_every` seconds after they change, as well
+    as when it sleeps (None: on sleep only); with a durable store (SQLite) they outlive the
+    kernel too.
+
+    VMs run in host processes, never in the kernel: the VMs of this type share `hosts` of
+    them, or with `hosts=None` each VM has its own. A host may use `memory_limit` bytes of
+    address space; one that dies takes its VMs back to their last snapshot."""
     kits = tuple(toolkits)
     for kit in kits:
         if not isinstance(kit, Toolkit):
@@ -62,7 +68,19 @@ def agent_os(
         raise InvalidDefinition(
             f"snapshot_every must be a positive number of seconds or None, not {snapshot_every!r}"
         )
-    spec = vm_spec(install_all(list(software)), kits, limits, additional_instructions, snapshot_every)
+    if hosts is not None and not (isinstance(hosts, int) and hosts >= 1):
+        raise InvalidDefinition(f"hosts must be a positive number of processes or None, not {hosts!r}")
+    if not (isinstance(memory_limit, int) and memory_limit >= 256 * 1024**2):
+        raise InvalidDefinition(f"memory_limit must be at least 256 MiB, in bytes, not {memory_limit!r}")
+    spec = vm_spec(
+        install_all(list(software)),
+        kits,
+        limits,
+        additional_instructions,
+        snapshot_every,
+        hosts=hosts,
+        memory_limit=memory_limit,
+    )
     if isinstance(options, ActorOptions):
         options = options.model_dump(exclude_unset=True)
     definition = actor(
@@ -93,14 +111,17 @@ async def _save(c: ActorContext) -> None:
     """Files and open sessions, for the next wake; the sessions' model clients are closed."""
     vm = _vm(c)
     await vm.sessions.cancel_turns()
-    await vm.snapshot()
-    await vm.sessions.release()
+    try:
+        await vm.snapshot()
+    finally:
+        await vm.sessions.release()
+        await vm.close()
 
 
 async def _destroy(c: ActorContext) -> None:
     vm = _vm(c)
-    vm.cancel_snapshot()
     await vm.sessions.release(forget=True)
+    await vm.close()
 
 
 def _vm(c: ActorContext[Any, AgentVm]) -> AgentVm:
@@ -109,19 +130,19 @@ def _vm(c: ActorContext[Any, AgentVm]) -> AgentVm:
 
 async def read_file(c: ActorContext, path: str, *, encoding: str | None = None) -> Content:
     """The file's bytes, or its text when `encoding` is given."""
-    return _vm(c).files.read_file(path, encoding=encoding)
+    return await _vm(c).files.read_file(path, encoding=encoding)
 
 
 async def write_file(c: ActorContext, path: str, content: Content, *, encoding: str = "utf-8") -> None:
     """Write the file, making missing parent directories."""
     vm = _vm(c)
-    vm.files.write_file(path, content, encoding=encoding)
+    await vm.files.write_file(path, content, encoding=encoding)
     vm.changed()
 
 
 async def read_files(c: ActorContext, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
     """Each file's content, or the error that kept it from being read."""
-    return _vm(c).files.read_files(paths, encoding=encoding)
+    return await _vm(c).files.read_files(paths, encoding=encoding)
 
 
 async def write_files(
@@ -129,7 +150,7 @@ async def write_files(
 ) -> list[FileWrite]:
     """Write each file; one that fails does not stop the others."""
     vm = _vm(c)
-    written = vm.files.write_files(files, encoding=encoding)
+    written = await vm.files.write_files(files, encoding=encoding)
     vm.changed()
     return written
 
@@ -137,37 +158,37 @@ async def write_files(
 async def mkdir(c: ActorContext, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
     """Make a directory, and its missing parents unless `parents=False`."""
     vm = _vm(c)
-    vm.files.mkdir(path, parents=parents, exist_ok=exist_ok)
+    await vm.files.mkdir(path, parents=parents, exist_ok=exist_ok)
     vm.changed()
 
 
 async def readdir(c: ActorContext, path: str = HOME) -> list[DirEntry]:
     """The entries of one directory, sorted by name."""
-    return _vm(c).files.readdir(path)
+    return await _vm(c).files.readdir(path)
 
 
 async def readdir_recursive(
     c: ActorContext, path: str = HOME, *, max_depth: int | None = None, exclude: Sequence[str] = ()
 ) -> list[DirEntry]:
-    """Walks the tree in a worker thread: a big tree would hold the event loop for a while."""
-    files = _vm(c).files
-    return await asyncio.to_thread(files.readdir_recursive, path, max_depth=max_depth, exclude=exclude)
+    """Everything under `path`, parents before children; `exclude` holds name patterns
+    (`node_modules`, `*.pyc`), and an excluded directory is not entered, nor is a symlink."""
+    return await _vm(c).files.readdir_recursive(path, max_depth=max_depth, exclude=exclude)
 
 
 async def stat(c: ActorContext, path: str, *, follow_symlinks: bool = True) -> FileStat:
     """Kind, size, mode and times of a path (of a symlink itself with `follow_symlinks=False`)."""
-    return _vm(c).files.stat(path, follow_symlinks=follow_symlinks)
+    return await _vm(c).files.stat(path, follow_symlinks=follow_symlinks)
 
 
 async def exists(c: ActorContext, path: str) -> bool:
     """False for a symlink whose target is missing, as `os.path.exists`."""
-    return _vm(c).files.exists(path)
+    return await _vm(c).files.exists(path)
 
 
 async def move(c: ActorContext, source: str, target: str) -> None:
     """Rename `source` (a symlink itself, not its target) to `target`, replacing a file there."""
     vm = _vm(c)
-    vm.files.move(source, target)
+    await vm.files.move(source, target)
     vm.changed()
 
 
@@ -175,7 +196,7 @@ async def delete_file(c: ActorContext, path: str, *, recursive: bool = False) ->
     """Delete a file, a symlink (not its target), or a directory: an empty one, or any with
     `recursive=True`."""
     vm = _vm(c)
-    vm.files.delete_file(path, recursive=recursive)
+    await vm.files.delete_file(path, recursive=recursive)
     vm.changed()
 
 

@@ -1,4 +1,6 @@
-"""The VM's file actions over its shell's filesystem, with paths as a user means them.
+"""The VM's file actions over its shell's filesystem, with paths as a user means them. They
+run on the VM's host, next to the filesystem (`host/engine.py`); the kernel asks for them
+through `host/client.py`, which checks paths the same way first.
 
 Paths are VM paths: absolute, or relative to a working directory (the home directory by
 default), with `~` for home. A path that climbs out of the VM's root is refused, never

@@ -12,7 +12,7 @@ import functools
 import inspect
 import itertools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,13 @@ from pydantic_core import to_jsonable_python
 from agentos_nb.actors.context import ActorContext
 from agentos_nb.actors.deadlines import TimeLimit, TimeLimitReached, being_cancelled
 from agentos_nb.errors import ToolError
-from agentos_nb.events import ToolCallFinished, ToolCallRef, ToolCallStarted, current_tool_call
+from agentos_nb.events import (
+    ToolCallFinished,
+    ToolCallRef,
+    ToolCallRejected,
+    ToolCallStarted,
+    current_tool_call,
+)
 from agentos_nb.vm import tool_cli
 from agentos_nb.vm.shell import CommandCall, CommandHandler, CommandReply
 from agentos_nb.vm.tool_results import ToolErrorCode, ToolFailure, describe, ok_result
@@ -32,6 +38,8 @@ _call_ids = itertools.count(1)
 
 ReadText = Callable[[str, str], str]
 """Reads a VM file as text: (path, cwd) -> content, for `--json-file`."""
+ReadTextAsync = Callable[[str, str], Awaitable[str]]
+"""The same, from the VM's host."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +76,24 @@ def read_request(kit: Toolkit, call: CommandCall, read_text: ReadText) -> ToolRe
 class HostCalls:
     """The `agentos-<toolkit>` and `agentos` commands of one awake VM, whose context is `c`."""
 
-    def __init__(self, c: ActorContext, toolkits: Sequence[Toolkit], read_text: ReadText) -> None:
+    def __init__(self, c: ActorContext, toolkits: Sequence[Toolkit], read_text: ReadTextAsync) -> None:
         self._c = c
         self._toolkits = tuple(toolkits)
         self._read_text = read_text
+        self._commands = self.commands()
 
     def commands(self) -> dict[str, CommandHandler]:
         handlers: dict[str, CommandHandler] = {"agentos": self._agentos}
         for kit in self._toolkits:
             handlers[kit.command] = functools.partial(self._toolkit, kit)
         return handlers
+
+    async def handle(self, call: CommandCall) -> CommandReply:
+        """Answer a host command that a script on the VM's host ran."""
+        handler = self._commands.get(call.name)
+        if handler is None:
+            return CommandReply(stderr=f"{call.name}: command not found\n", exit_code=127)
+        return await handler(call)
 
     async def _agentos(self, call: CommandCall) -> CommandReply:
         if call.argv == ["list-tools"]:
@@ -92,14 +108,50 @@ class HostCalls:
         )
 
     async def _toolkit(self, kit: Toolkit, call: CommandCall) -> CommandReply:
+        forbidden = self._forbidden(kit, call.argv[0] if call.argv else "")
+        if forbidden is not None:
+            return _failed(forbidden)
         try:
-            request = read_request(kit, call, self._read_text)
+            request = await self._read_request(kit, call)
         except ToolFailure as failure:
             self._rejected(kit, call.argv, failure)
             return _failed(failure)
         if isinstance(request, str):
             return CommandReply(stdout=request)
         return await self._execute(kit, request, call.cwd)
+
+    async def _read_request(self, kit: Toolkit, call: CommandCall) -> ToolRequest | str:
+        """`read_request`, whose `--json-file` reads come from the VM's host: the parse stops at
+        a file it has not read yet, which is fetched, and starts again."""
+        read: dict[str, str | Exception] = {}
+
+        def read_text(path: str, cwd: str) -> str:
+            if path not in read:
+                raise _NotReadYet(path)
+            found = read[path]
+            if isinstance(found, Exception):
+                raise found
+            return found
+
+        while True:
+            try:
+                return read_request(kit, call, read_text)
+            except _NotReadYet as missing:
+                try:
+                    read[missing.path] = await self._read_text(missing.path, call.cwd)
+                except (OSError, ValueError) as error:
+                    read[missing.path] = error
+
+    def _forbidden(self, kit: Toolkit, name: str) -> ToolFailure | None:
+        """A tool that names its callers refuses the others before reading their input."""
+        tool = kit.tools.get(name)
+        c = self._c
+        if tool is None or tool.may_call is None or tool.may_call(c.name, tuple(c.key)):
+            return None
+        reason = f"{kit.command} {name} may not be called from {c.name}/{','.join(c.key)}"
+        if c.events.active:
+            c.events.publish(ToolCallRejected(actor=c.ref, toolkit=kit.name, tool=name, reason=reason))
+        return ToolFailure(ToolErrorCode.FORBIDDEN, reason)
 
     def _rejected(self, kit: Toolkit, argv: list[str], failure: ToolFailure) -> None:
         """A call that never reached `execute` is still a call: the events say what was tried."""
@@ -173,6 +225,12 @@ class HostCalls:
                 elapsed = time.monotonic() - started
                 _publish_finished(c, call_id, kit, name, shown_input, code, message, result, elapsed)
         return reply
+
+
+class _NotReadYet(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
 
 
 def _publish_finished(

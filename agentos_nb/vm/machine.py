@@ -1,4 +1,5 @@
-"""One awake VM: its shell, its files, and the host commands reachable inside it."""
+"""One awake VM: its shell and files (on a host process, see `agentos_nb.vm.host`), and the
+host commands reachable inside it."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agentos_nb.actors.context import ActorContext
-from agentos_nb.events import ShellCommandRun
-from agentos_nb.vm import archive
-from agentos_nb.vm.files import VmFiles, resolve_path
+from agentos_nb.events import ShellCommandRun, VmHostCrashed
+from agentos_nb.vm.files import resolve_path
+from agentos_nb.vm.host.client import HostedShell
+from agentos_nb.vm.host.frames import VmLayout
+from agentos_nb.vm.host.pool import pool_for
+from agentos_nb.vm.host.process import HostExit
 from agentos_nb.vm.host_calls import HostCalls
 from agentos_nb.vm.instructions import INSTRUCTIONS_PATH, os_instructions
 from agentos_nb.vm.models import ExecResult
 from agentos_nb.vm.sessions import Sessions
-from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, Shell, ShellLimits, ShellRun
+from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, ShellLimits, ShellRun
 from agentos_nb.vm.software import VmSetup
 from agentos_nb.vm.toolkits import Toolkit
 
@@ -47,7 +51,11 @@ class VmSpec:
     boot_files: Mapping[str, tuple[bytes, int]]
     """Laid down by every boot, over whatever is there; so never worth saving."""
     snapshot_every: float | None
-    """With a durable store, seconds from a change to the snapshot that saves it (None: on sleep only)."""
+    """Seconds from a change to the snapshot that saves it (None: on sleep only)."""
+    hosts: int | None
+    """How many host processes the VMs of this type share (None: one each)."""
+    memory_limit: int
+    """Bytes of address space each host process may use (RLIMIT_AS)."""
 
     @property
     def laid_down(self) -> frozenset[str]:
@@ -60,6 +68,8 @@ def vm_spec(
     limits: ShellLimits,
     additional_instructions: str | None,
     snapshot_every: float | None = None,
+    hosts: int | None = 2,
+    memory_limit: int = 2 * 1024**3,
 ) -> VmSpec:
     """The VM type, with its boot files made once: the OS's, the packages', a stub per host
     command, and the instructions that describe them."""
@@ -72,7 +82,7 @@ def vm_spec(
         files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
     instructions = os_instructions(setup, toolkits, additional_instructions)
     files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
-    return VmSpec(setup, toolkits, limits, files, snapshot_every)
+    return VmSpec(setup, toolkits, limits, files, snapshot_every, hosts, memory_limit)
 
 
 class AgentVm:
@@ -80,10 +90,11 @@ class AgentVm:
         self._c = c
         self.spec = spec
         host_calls = HostCalls(c, spec.toolkits, self._read_text)
-        self.shell = Shell(
-            limits=spec.limits, commands=host_calls.commands(), features=frozenset(spec.setup.features)
-        )
-        self.files = VmFiles(self.shell)
+        commands = host_calls.commands()
+        layout = VmLayout(limits=spec.limits, features=list(spec.setup.features), commands=list(commands))
+        pool = pool_for(spec.hosts, spec.memory_limit)
+        self.shell = HostedShell(pool, layout, host_calls.handle, self._restart)
+        self.files = self.shell.files
         self.sessions = Sessions(c, self, spec.setup.agent_types)
         self._snapshot_timer: asyncio.TimerHandle | None = None
 
@@ -96,16 +107,11 @@ class AgentVm:
         await self._c.save_blob(SESSIONS_BLOB, sessions)
 
     def changed(self) -> None:
-        """The files or sessions may have changed. With a durable store, a snapshot follows
-        `snapshot_every` seconds later, one for a whole burst of changes; so a killed process
-        loses at most that much. The wait does not hold the VM awake."""
+        """The files or sessions may have changed. A snapshot follows `snapshot_every` seconds
+        later, one for a whole burst of changes; so a killed kernel (with a durable store) or a
+        crashed host (with any store) loses at most that much. The wait does not hold the VM awake."""
         c = self._c
-        if (
-            self._snapshot_timer is not None
-            or self.spec.snapshot_every is None
-            or not c.durable
-            or c.stopping
-        ):
+        if self._snapshot_timer is not None or self.spec.snapshot_every is None or c.stopping:
             return
         loop = asyncio.get_running_loop()
         self._snapshot_timer = loop.call_later(self.spec.snapshot_every, self._snapshot_now)
@@ -134,21 +140,35 @@ class AgentVm:
         return self.spec.boot_files[INSTRUCTIONS_PATH][0].decode()
 
     async def boot(self, saved: bytes | None) -> None:
-        """Bring back the files of the last life, then lay the OS and packages over them,
-        replacing whatever a command of that life put in their way."""
-        if saved is not None:
-            await asyncio.to_thread(archive.unpack, self.shell, saved)
-        archive.place_directory(self.shell, "/tmp", 0o1777)
-        archive.place_directory(self.shell, HOME, 0o755)
-        for path, (content, mode) in self.spec.boot_files.items():
-            archive.place_file(self.shell, path, content, mode)
-        for path, target in self.spec.setup.links.items():
-            archive.place_symlink(self.shell, path, target)
+        """Place the VM on a host, bring back the files of the last life, then lay the OS and
+        packages over them, replacing whatever a command of that life put in their way."""
+        await self.shell.open()
+        await self.shell.boot(saved, self.spec.boot_files, self.spec.setup.links)
+
+    async def close(self) -> None:
+        """Free the VM's place on its host (the files are gone: snapshot first)."""
+        self.cancel_snapshot()
+        await self.shell.close()
+
+    async def _restart(self, exit: HostExit) -> None:
+        """The host died and the shell is on a new one: the files come back from the last
+        snapshot, and the bus hears which command was running."""
+        c = self._c
+        await self.shell.boot(await c.load_blob(FILESYSTEM_BLOB), self.spec.boot_files, self.spec.setup.links)
+        if c.events.active:
+            c.events.publish(
+                VmHostCrashed(
+                    actor=c.ref,
+                    command=exit.running.get(self.shell.vm_id),
+                    exit_code=exit.exit_code,
+                    signal=exit.signal,
+                )
+            )
 
     async def pack(self) -> bytes:
         """The files of this life, less those the next boot lays down anyway (and /dev, whose
         devices the engine provides)."""
-        return await asyncio.to_thread(archive.pack, self.shell, self.spec.laid_down | {"/dev"})
+        return await self.shell.pack(self.spec.laid_down | {"/dev"})
 
     async def exec(
         self,
@@ -168,7 +188,7 @@ class AgentVm:
                 raise TypeError(f"exec env: the value of {name} must be a str, not {type(value).__name__}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"exec timeout must be a positive number of seconds, not {timeout!r}")
-        directory = HOME if cwd is None else self.checked_cwd(cwd)
+        directory = HOME if cwd is None else await self.checked_cwd(cwd)
         if isinstance(stdin, bytes):
             try:
                 stdin = stdin.decode()
@@ -201,13 +221,13 @@ class AgentVm:
                 )
             )
 
-    def checked_cwd(self, cwd: str) -> str:
+    async def checked_cwd(self, cwd: str) -> str:
         """A cwd that is not there is the caller's mistake, said on the host. (Home is not
         checked: a command that removed it leaves later ones where a terminal would be.)"""
-        found = self.files.stat(cwd)
+        found = await self.files.stat(cwd)
         if found.kind != "directory":
             raise NotADirectoryError(errno.ENOTDIR, "cwd is not a directory", found.path)
         return found.path
 
-    def _read_text(self, path: str, cwd: str) -> str:
-        return str(self.files.read_file(resolve_path(path, cwd), encoding="utf-8"))
+    async def _read_text(self, path: str, cwd: str) -> str:
+        return str(await self.files.read_file(resolve_path(path, cwd), encoding="utf-8"))

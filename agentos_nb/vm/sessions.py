@@ -169,7 +169,7 @@ class Sessions:
         env = _checked_env(env)
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise TypeError("additional_instructions must be a str")
-        directory = HOME if cwd is None else self._vm.checked_cwd(cwd)
+        directory = HOME if cwd is None else await self._vm.checked_cwd(cwd)
         request = SessionRequest(
             session_id=f"s-{secrets.token_hex(6)}",
             vm=self._vm,

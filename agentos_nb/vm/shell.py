@@ -1,6 +1,7 @@
 """The adapter over bashkit, the sandboxed bash engine. It is the only module that imports
 bashkit, so the engine stays replaceable: the rest of the VM sees paths, bytes, `OSError`s
-and `ShellRun`s.
+and `ShellRun`s. It runs in VM host processes only (`agentos_nb.vm.host`), never in the
+kernel: bashkit can crash its process, or compute on past a timeout.
 
 Four facts about bashkit shape it:
 - Interpreters keep shell state (cwd, variables, aliases, options) between `execute` calls,
@@ -13,8 +14,10 @@ Four facts about bashkit shape it:
 - Cancelling the task that awaits `execute` stops the script at once, even inside `sleep` or
   python3. The interpreter of a cancelled or timed-out script is dropped, not reused (what a
   stopped script left in it is unknown), so the next script starts at once on a fresh one.
-  Timeouts are the host's (`asyncio.timeout`): bashkit's own stops python3 and sqlite3 but
-  lets the rest of the script run on.
+  Timeouts are both the host's (`asyncio.timeout`) and bashkit's own (`timeout_seconds`, fixed
+  when an interpreter is made, so idle interpreters are kept per timeout): cancelling does not
+  stop every builtin (a `jq` recursion allocates on), and bashkit's own alone lets a script's
+  `sleep` run on. What neither stops, the host's supervisor does (`agentos_nb.vm.host`).
 - An interpreter given Python builtins (the host commands) makes bashkit compile a small
   module on every `execute`, about 250 µs; scripts that cannot reach a host command run on an
   interpreter without them.
@@ -55,6 +58,11 @@ _STDIN_COMMAND = "__agentos_stdin"
 _TIMED_OUT_EXIT = 124  # what coreutils' `timeout` exits with
 _ENGINE_OUTPUT_CAP = 10 * 1024 * 1024  # bashkit's Interactive profile keeps no more of either stream
 _SYNTAX_ERROR_EXIT = 2  # what bash exits with when `bash -c` cannot parse its script
+_ENGINE_TIMEOUT = "execution timeout"  # in bashkit's error when its own timeout stopped a script
+# bashkit's own timeout stops only the builtin running then (the script goes on), so it comes
+# after the host's, which stops the whole script, and catches what that one could not stop.
+_ENGINE_TIMEOUT_MARGIN = 0.5
+_ENGINE_TIMEOUT_MAX = 1e9  # bashkit panics on a timeout its durations cannot hold
 
 T = TypeVar("T")
 
@@ -69,6 +77,11 @@ class ShellLimits(BaseModel):
     max_loop_iterations: int = Field(100_000, ge=1, description="Iterations of one loop.")
     max_output_bytes: int = Field(
         1_000_000, ge=1, le=_ENGINE_OUTPUT_CAP, description="Stdout (and stderr) kept; the rest is cut."
+    )
+    max_memory: int = Field(
+        512 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bytes the engine lets one script's files and data take.",
     )
 
 
@@ -133,8 +146,9 @@ class Shell:
         self._stdin_by_token: dict[str, str] = {}
         self._commands = dict(commands)
         self._features = features
-        # One idle interpreter of each kind (with or without the host commands), for the next script.
-        self._idle: dict[bool, _Interpreter] = {}
+        # One idle interpreter of each kind (with or without the host commands, and the engine's
+        # own timeout, which is set when an interpreter is made), for the next script.
+        self._idle: dict[tuple[bool, float], _Interpreter] = {}
 
     # --- scripts -------------------------------------------------------------------------------
 
@@ -154,7 +168,11 @@ class Shell:
         if isinstance(analysis, ShellRun):
             return analysis
         with_commands = stdin is not None or self._may_call_commands(script, analysis)
-        interpreter = self._idle.pop(with_commands, None) or self._interpreter(with_commands=with_commands)
+        timeout = self.limits.timeout if timeout is None else timeout
+        kind = (with_commands, timeout)
+        interpreter = self._idle.pop(kind, None) or self._interpreter(
+            with_commands=with_commands, timeout=timeout
+        )
         token = None
         if stdin is not None:
             token = secrets.token_hex(8)
@@ -165,7 +183,7 @@ class Shell:
             if token is not None:
                 self._stdin_by_token.pop(token, None)
         if not run.timed_out:
-            self._idle.setdefault(with_commands, interpreter)
+            self._idle.setdefault(kind, interpreter)
         return run
 
     def persistent(self, cwd: str = HOME) -> PersistentShell:
@@ -177,6 +195,7 @@ class Shell:
 
         On timeout (or cancellation) bashkit stops the script, even inside sleep or python3;
         the caller must drop the interpreter, since what a stopped script left in it is unknown.
+        The engine's own timeout (the interpreter's) stops the builtins that cancelling does not.
         """
         timeout = self.limits.timeout if timeout is None else timeout
         try:
@@ -188,6 +207,9 @@ class Shell:
         except asyncio.CancelledError:
             await asyncio.shield(interpreter.stop_commands())
             raise
+        if result.error is not None and _ENGINE_TIMEOUT in result.error:
+            await interpreter.stop_commands()
+            return ShellRun(_TIMED_OUT_EXIT, "", _timed_out_message(timeout), False, True)
         stdout, stdout_cut = _cut(result.stdout, self.limits.max_output_bytes)
         stderr, stderr_cut = _cut(result.stderr, self.limits.max_output_bytes)
         truncated = stdout_cut or stderr_cut or result.stdout_truncated or result.stderr_truncated
@@ -208,7 +230,7 @@ class Shell:
             or not _plain_commands().issuperset(analysis.command_names)
         )
 
-    def _interpreter(self, *, with_commands: bool, cwd: str = HOME) -> _Interpreter:
+    def _interpreter(self, *, with_commands: bool, timeout: float, cwd: str = HOME) -> _Interpreter:
         running: set[asyncio.Task[object]] = set()
         builtins: dict[str, Callable[[bashkit.BuiltinContext], str | Awaitable[bashkit.BuiltinResult]]] = {
             name: _builtin(handler, running) for name, handler in self._commands.items()
@@ -221,6 +243,8 @@ class Shell:
             env=dict(BASE_ENV),
             max_commands=self.limits.max_commands,
             max_loop_iterations=self.limits.max_loop_iterations,
+            max_memory=self.limits.max_memory,
+            timeout_seconds=min(timeout + _ENGINE_TIMEOUT_MARGIN, _ENGINE_TIMEOUT_MAX),
             python="python" in self._features,
             sqlite="sqlite" in self._features,
             custom_builtins=builtins if with_commands else None,
@@ -300,7 +324,9 @@ class PersistentShell:
         if isinstance(analysis, ShellRun):
             return analysis
         if self._interpreter is None:
-            self._interpreter = self._shell._interpreter(with_commands=True, cwd=self._cwd)
+            self._interpreter = self._shell._interpreter(
+                with_commands=True, timeout=self._shell.limits.timeout, cwd=self._cwd
+            )
         interpreter = self._interpreter
         try:
             run = await self._shell._execute(interpreter, script, timeout)

@@ -233,7 +233,8 @@ def tool_help(toolkit: Toolkit, tool_name: str) -> str:
         '  0  success: {"ok": true, "result": ...}',
         f"  1  execution error (EXECUTION_ERROR), or timeout after {tool.timeout:g}s (TIMEOUT): "
         '{"ok": false, "error": CODE, "message": ...}',
-        "  2  usage or validation error (VALIDATION_ERROR, TOOL_NOT_FOUND), same shape",
+        "  2  usage or validation error (VALIDATION_ERROR, TOOL_NOT_FOUND), or a caller the tool",
+        "     does not serve (FORBIDDEN), same shape",
     ]
     return "\n".join(lines) + "\n"
 

@@ -21,6 +21,8 @@ class ToolErrorCode(enum.StrEnum):
     VALIDATION_ERROR = "VALIDATION_ERROR"
     """The command line makes no valid call: a bad flag, value or JSON input."""
     TOOL_NOT_FOUND = "TOOL_NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    """The tool says which callers may use it (`host_tool(callers=...)`), and this VM is not one."""
     EXECUTION_ERROR = "EXECUTION_ERROR"
     """The tool's `execute` failed, or gave a result that is not JSON."""
     TIMEOUT = "TIMEOUT"
@@ -31,6 +33,7 @@ class ToolErrorCode(enum.StrEnum):
 EXIT_CODES: Mapping[ToolErrorCode, int] = {
     ToolErrorCode.VALIDATION_ERROR: 2,
     ToolErrorCode.TOOL_NOT_FOUND: 2,
+    ToolErrorCode.FORBIDDEN: 2,
     ToolErrorCode.EXECUTION_ERROR: 1,
     ToolErrorCode.TIMEOUT: 1,
 }

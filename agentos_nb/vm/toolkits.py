@@ -7,7 +7,7 @@ examples), so a mistake shows up in the notebook cell that made it, not in an ag
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,8 @@ class ToolContext:
 
 
 Execute = Callable[[Any, ToolContext], Awaitable[Any] | Any]
+CallerCheck = Callable[[str, tuple[str, ...]], bool]
+"""Whether the VM of this actor type name and key may call a tool."""
 """`execute(input, ctx)`: an async function, or a plain one, which runs in a worker thread (a
 timeout then answers the caller at once, but cannot stop the thread)."""
 
@@ -51,13 +53,15 @@ timeout then answers the caller at once, but cannot stop the thread)."""
 @dataclass(frozen=True, slots=True)
 class HostTool:
     """A host function made by `host_tool(...)`: `execute(input, ctx)` runs on the host with
-    the input validated by `input_schema`, for at most `timeout` seconds."""
+    the input validated by `input_schema`, for at most `timeout` seconds, for the callers
+    `may_call(actor name, key)` lets in (everyone when it is None)."""
 
     description: str
     input_schema: type[BaseModel]
     execute: Execute
     examples: tuple[dict[str, Any], ...] = ()
     timeout: float = 30.0
+    may_call: CallerCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +84,14 @@ def host_tool(
     execute: Execute,
     examples: Sequence[Mapping[str, Any]] = (),
     timeout: float = 30.0,
+    callers: Collection[str] | CallerCheck | None = None,
 ) -> HostTool:
     """A host function callable from inside a VM. `execute(input, ctx)` runs on the host,
-    never in the VM; `examples` are inputs, shown in `--help` as command lines."""
+    never in the VM; `examples` are inputs, shown in `--help` as command lines. `callers` says
+    who may call it: actor type names (`["writer"]`), or a function of the calling VM's name and
+    key; anyone else is refused with `FORBIDDEN`. By default every VM given the toolkit may."""
     _check_description("host tool", description)
+    may_call = _caller_check(callers)
     if not (isinstance(input_schema, type) and issubclass(input_schema, BaseModel)):
         raise InvalidDefinition(f"input_schema must be a pydantic model class, not {input_schema!r}")
     if not callable(execute):
@@ -99,7 +107,18 @@ def host_tool(
                 f"example {number} does not fit {input_schema.__name__}: {error}"
             ) from None
         checked.append(dict(example))
-    return HostTool(description, input_schema, execute, tuple(checked), float(timeout))
+    return HostTool(description, input_schema, execute, tuple(checked), float(timeout), may_call)
+
+
+def _caller_check(callers: Collection[str] | CallerCheck | None) -> CallerCheck | None:
+    if callers is None or callable(callers):
+        return callers
+    if isinstance(callers, str) or not all(isinstance(name, str) for name in callers):
+        raise InvalidDefinition(
+            f"callers must be actor type names or a function (name, key) -> bool, not {callers!r}"
+        )
+    allowed = frozenset(callers)
+    return lambda name, key: name in allowed
 
 
 def toolkit(name: str, description: str, tools: Mapping[str, HostTool]) -> Toolkit:

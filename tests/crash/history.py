@@ -14,6 +14,10 @@ life marks such a line TORN and starts on a fresh one.
     done L ID ATTEMPT               message.complete() returned for that delivery
     answer L ID OUTCOME             h.wait_for(ID) returned (a waiter of this life)
     final L ID OUTCOME              h.wait_for(ID) once everything is settled, for every known id
+    state L KEY COUNT               the state the store holds for consumer KEY, once settled: COUNT
+                                    entries of `c.state["done"]`, one `kept` line each
+    kept L KEY ID INDEX BY_LIFE BY_ATTEMPT  one entry: delivery (BY_LIFE, BY_ATTEMPT) of message
+                                    ID, job INDEX, appended it to the state before completing
     error L TEXT...                 the runtime reported trouble (actor.crashed, message.dead_lettered)
     stuck L TEXT...                 the life ran out of time
     finished L                      every job was answered and every queue drained
@@ -35,6 +39,12 @@ Properties, as `check` asserts them:
 - answered-once: at most one `complete()` succeeds per message and it is the one the answer
   names; every answer ever observed for a message is the same; it answers that message's job;
   every message ever delivered (also those whose `sent` line a kill cut off) ends completed.
+- state (when the last life wrote the consumers' state down): every completed message is in its
+  consumer's state exactly once, put there by the delivery that completed it; nothing else is.
+  A delivery cut short by a kill may have appended to the state in memory, but what the store
+  keeps is committed with the completion: a kill never loses a completed message's entry (its
+  completion returned, so it must be there) nor keeps one of a delivery that did not complete
+  (it would be there twice once the message is delivered again).
 - consistency and runtime: the history itself makes sense (deliveries of sent jobs, lives in
   order), and the runtime reported no crash of its own.
 """
@@ -55,6 +65,8 @@ KINDS: dict[str, int] = {
     "done": 2,
     "answer": 5,
     "final": 5,
+    "state": 2,
+    "kept": 5,
     "finished": 0,
 }
 """Fields after `KIND LIFE`, for kinds with a fixed shape; `error` and `stuck` take free text."""
@@ -68,6 +80,8 @@ INT_FIELDS: dict[str, tuple[int, ...]] = {
     "done": (0, 1),
     "answer": (0,),
     "final": (0,),
+    "state": (1,),
+    "kept": (1, 2, 3, 4),
 }
 Fail = Callable[..., None]
 RULES = (
@@ -76,6 +90,7 @@ RULES = (
     "duplicate-not-in-flight",
     "fifo",
     "answered-once",
+    "state",
     "consistency",
     "runtime",
 )
@@ -191,6 +206,8 @@ class Stats:
     """Messages whose answer names a delivery with no `done` line: killed right after complete()."""
     answers_after_restart: int = 0
     """Waiters answered from the store with a response an earlier life made."""
+    state_entries: int = 0
+    """Entries of the consumers' stored state that the checker compared with the completions."""
 
 
 @dataclass(slots=True)
@@ -209,7 +226,8 @@ class Report:
             f"messages, {s.unacknowledged_sends} delivered without acknowledgement, {s.deliveries} "
             f"deliveries ({s.redeliveries} redeliveries, {s.repeated_effects} repeated side effects), "
             f"{s.completed_unrecorded} completions a kill kept from the history, "
-            f"{s.answers_after_restart} answers read back after a restart, {len(self.violations)} violations"
+            f"{s.answers_after_restart} answers read back after a restart, {s.state_entries} entries of "
+            f"stored state checked, {len(self.violations)} violations"
         )
         return "\n".join([head, *(f"  {v}" for v in self.violations)])
 
@@ -252,6 +270,7 @@ def check(history: str | Parsed) -> Report:
     ends: dict[int, str] = {}
     messages: dict[int, _Message] = {}
     intents: dict[int, list[Line]] = defaultdict(list)  # job index -> its `send` lines
+    states: dict[int, dict[str, tuple[Line, list[Line]]]] = defaultdict(dict)  # life -> key -> lines
     sent_in_life: set[tuple[int, int]] = set()  # (life, index) of `sent` lines
 
     def message(message_id: int) -> _Message:
@@ -289,6 +308,14 @@ def check(history: str | Parsed) -> Report:
             case "answer" | "final":
                 outcome = Outcome.parse([str(p) for p in line.fields[1:]])
                 message(int(line.fields[0])).outcomes.append((line, outcome))
+            case "state":
+                states[line.life][str(line.fields[0])] = (line, [])
+            case "kept":
+                recorded = states[line.life].get(str(line.fields[0]))
+                if recorded is None:
+                    fail("consistency", "an entry of a state that was not announced", line)
+                else:
+                    recorded[1].append(line)
             case "error" | "stuck":
                 fail("runtime", f"the worker reported: {line.fields[0]}", line)
             case "finished":
@@ -306,7 +333,52 @@ def check(history: str | Parsed) -> Report:
     for record in messages.values():
         _check_message(record, intents, sent_in_life, ends, last_finished, stats, fail)
     _check_fifo(messages, fail)
+    if last_finished is not None:
+        for key, (announced, kept) in states[last_finished].items():
+            _check_state(key, announced, kept, messages, stats, fail)
     return Report(violations, stats)
+
+
+def _check_state(
+    key: str, announced: Line, kept: list[Line], messages: dict[int, _Message], stats: Stats, fail: Fail
+) -> None:
+    """Consumer `key`'s stored state against the completions: one entry per completed message,
+    by the delivery that completed it, and nothing else."""
+    stats.state_entries += len(kept)
+    if len(kept) != int(announced.fields[1]):
+        fail("consistency", f"the state of {key!r} announced {announced.fields[1]} entries", announced, *kept)
+    entries: dict[int, list[Line]] = defaultdict(list)
+    for line in kept:
+        entries[int(line.fields[1])].append(line)
+    for record in messages.values():
+        shape = record.key_queue_index
+        if shape is None or shape[0] != key:
+            continue
+        completed = [o for _, o in record.outcomes if o.status == "completed"]
+        if not completed:
+            continue
+        by, index = (completed[0].life, completed[0].attempt), shape[2]
+        found = entries.pop(record.message_id, [])
+        mid = record.message_id
+        if not found:
+            fail("state", f"message {mid} was completed by delivery {by}, but the state lacks it", announced)
+            continue
+        if len(found) > 1:
+            fail("state", f"message {mid} is in the state {len(found)} times", *found, *_lines(record))
+        for line in found:
+            _, _, entry_index, entry_life, entry_attempt = line.fields
+            if (entry_life, entry_attempt) != by:
+                fail(
+                    "state",
+                    f"the state keeps what delivery {(entry_life, entry_attempt)} of message {mid} did, "
+                    f"but delivery {by} completed it",
+                    line,
+                    *_lines(record),
+                )
+            if entry_index != index:
+                fail("state", f"the state has message {mid} as job {entry_index}, not {index}", line)
+    for mid, lines in entries.items():
+        fail("state", f"the state keeps message {mid}, which was never completed", *lines)
 
 
 def _born(record: _Message, intents: dict[int, list[Line]]) -> int | None:

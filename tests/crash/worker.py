@@ -3,12 +3,15 @@
 A life starts a registry on the file, with two consumer actors ("a" and "b") of two completable
 queues each ("left" and "right"). A producer sends jobs `0 .. messages-1` (those the history
 does not show as sent yet) and waits for every answer with `wait_for`; each consumer receives a
-message, performs its side effect, and completes it with an answer naming the delivery that made
-it (life and attempt). Every step is a line in the history (see `history.py`), written after
-the step returned and before the next one starts. A life ends with `finished` once all jobs are
-answered and every queue is drained, or by a crash:
+message, performs its side effects (a line in the history, and seed 002's pattern: the job
+appended to `c.state["done"]`, naming the delivery), and completes it with an answer naming the
+delivery that made it (life and attempt). Every step is a line in the history (see
+`history.py`), written after the step returned and before the next one starts. A life ends with
+`finished` once all jobs are answered and every queue is drained (the last life then writes down
+each consumer's stored state), or by a crash:
 
-- injected: `os._exit(77)` the K-th time the life reaches its crash point;
+- injected: `os._exit(77)` the K-th time the life reaches its crash point, in the event loop or,
+  for the points inside the store's transaction, in its writer thread;
 - SIGKILL from the fork server, at a random moment.
 
 Run one life:        python -m tests.crash.worker life --db D --history H --messages N [--point P --k K]
@@ -29,6 +32,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import sys
 import time
 import traceback
@@ -52,7 +56,11 @@ POINTS = (
     "before_complete",  # the answer is built, after the work; complete() not yet called
     "during_complete",  # the store's write of the completion is issued, not acknowledged
     "after_complete",  # complete() returned; `done` not yet written
+    # Inside the store's writer thread, in the transaction, before its commit:
+    "after_state_write",  # the actor's state row was written; the acknowledgement may not be yet
+    "after_ack_write",  # a message was marked completed; the state may not be written yet
 )
+IN_TRANSACTION = ("after_state_write", "after_ack_write")
 INJECTED_EXIT = 77
 STUCK_EXIT = 3
 KEYS = ("a", "b")
@@ -175,7 +183,8 @@ async def life(config: LifeConfig) -> int:
             history.write("recv", number, message.id, message.attempt, key, message.name, message.body.index)
             known[message.id] = key
             crash.at("after_receive")
-            history.write("effect", number, message.id, message.attempt)  # the side effect
+            history.write("effect", number, message.id, message.attempt)  # the side effects
+            c.state["done"].append([message.id, message.body.index, number, message.attempt])
             crash.at("after_effect")
             if config.work_ms:
                 await asyncio.sleep(rng.uniform(0, config.work_ms) / 1000)
@@ -186,6 +195,7 @@ async def life(config: LifeConfig) -> int:
             history.write("done", number, message.id, message.attempt)
 
     consumer = actor(
+        state={"done": []},
         queues={name: queue(Job, Answer) for name in QUEUES},
         run=run,
         options={"max_attempts": 1000, "sleep_timeout": 3600, "restart_backoff": 0.01},
@@ -205,6 +215,8 @@ async def life(config: LifeConfig) -> int:
 
     registry.start()
     await registry.ready()
+    if crash.point in IN_TRANSACTION:
+        await _crash_in_transaction(registry.store, crash)
     registry.spawn(report_problems())
     _signal_ready()
     client = registry.client()
@@ -250,6 +262,12 @@ async def life(config: LifeConfig) -> int:
     if config.final:
         finals = (wait(message_id, key, "final", timeout=5) for message_id, key in known.items())
         await asyncio.gather(*finals)
+        for key in KEYS:  # what the store holds of each consumer's state, in its own words
+            record = await registry.store.find_actor("consumer", (key,))
+            done = [] if record is None or record.state is None else json.loads(record.state)["done"]
+            history.write("state", number, key, len(done))
+            for message_id, index, by_life, by_attempt in done:
+                history.write("kept", number, key, message_id, index, by_life, by_attempt)
     history.write("finished", number)
     await registry.stop(grace=0)
     return 0
@@ -261,18 +279,50 @@ def _crash_during_complete(store: Any, crash: Crash, rng: random.Random) -> None
     original = store.complete
     doomed: list[asyncio.Future[None]] = []
 
-    async def complete(message_id: int, response: bytes | None) -> None:
+    async def complete(message_id: int, response: bytes | None, *, state: bytes | None = None) -> None:
         if crash.due("during_complete"):
-            doomed.append(asyncio.ensure_future(original(message_id, response)))
+            doomed.append(asyncio.ensure_future(original(message_id, response, state=state)))
             await asyncio.sleep(0)  # the job reaches the writer thread
             time.sleep(rng.choice([0, 0.0002, 0.001]))  # noqa: ASYNC251 - frozen, then dead, at a random moment
             os._exit(INJECTED_EXIT)
-        await original(message_id, response)
+        await original(message_id, response, state=state)
 
     store.complete = complete
 
 
-FAULTS = ("none", "complete-before-commit", "lease-not-durable", "reversed-reload", "dropped-on-reload")
+async def _crash_in_transaction(store: Any, crash: Crash) -> None:
+    """Exit the process from the store's writer thread, in the middle of a transaction: right
+    after it wrote an actor's state, or marked a message completed, and before its commit. On
+    the writer's own connection (temporary triggers calling a function of ours), through the
+    store's private `_run`: the protocol offers no way in there, and must not."""
+
+    def point(name: str) -> int:
+        crash.at(name)
+        return 0
+
+    def install(db: sqlite3.Connection) -> None:
+        db.create_function("crash_point", 1, point)
+        db.execute(
+            "CREATE TEMP TRIGGER after_state_write AFTER UPDATE OF state ON main.actors "
+            "BEGIN SELECT crash_point('after_state_write'); END"
+        )
+        db.execute(
+            "CREATE TEMP TRIGGER after_ack_write AFTER UPDATE OF status ON main.messages "
+            "WHEN new.status = 'completed' BEGIN SELECT crash_point('after_ack_write'); END"
+        )
+
+    await store._run(install)
+
+
+FAULTS = (
+    "none",
+    "complete-before-commit",
+    "lease-not-durable",
+    "reversed-reload",
+    "dropped-on-reload",
+    "state-after-ack",
+    "state-before-ack",
+)
 
 
 def _plant(fault: str, store: Any) -> None:
@@ -282,24 +332,37 @@ def _plant(fault: str, store: Any) -> None:
     - lease-not-durable: a delivery is never recorded (the store's attempt count stays put);
     - reversed-reload: a restarted actor gets its stored messages newest first;
     - dropped-on-reload: reopened, the store loses each actor's newest live message (it turns
-      into a dead letter).
+      into a dead letter);
+    - state-after-ack: a completion's state is written after it, in a transaction of its own
+      (as before issue 15, when the state followed up to `state_save_interval` later);
+    - state-before-ack: ... before it, in a transaction of its own.
     """
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULTS)})")
     writes: set[asyncio.Future[None]] = set()
     complete, load_queues, open_store = store.complete, store.load_queues, store.open
+    acknowledge_and_lease = store.acknowledge_and_lease
 
-    async def complete_later(message_id: int, response: bytes | None) -> None:
+    async def complete_later(message_id: int, response: bytes | None, *, state: bytes | None = None) -> None:
         async def write() -> None:
             await asyncio.sleep(0.02)
-            await complete(message_id, response)
+            await complete(message_id, response, state=state)
 
         task = asyncio.ensure_future(write())
         writes.add(task)
         task.add_done_callback(writes.discard)
 
-    async def lease_nothing(message_id: int) -> None:
-        return None
+    async def lease_nothing(acknowledged: list[int], leased: list[int], **state: bytes | None) -> None:
+        await acknowledge_and_lease(acknowledged, [], **state)
+
+    async def complete_apart(message_id: int, response: bytes | None, *, state: bytes | None = None) -> None:
+        """The completion, and its actor's state in a transaction of its own."""
+        record = None if state is None else await store.get_message(message_id)
+        if record is not None and state is not None and fault == "state-before-ack":
+            await store.save_state(record.actor_id, state)
+        await complete(message_id, response)
+        if record is not None and state is not None and fault == "state-after-ack":
+            await store.save_state(record.actor_id, state)
 
     async def load_reversed(actor_id: str) -> list[Any]:
         return list(reversed(await load_queues(actor_id)))
@@ -314,11 +377,13 @@ def _plant(fault: str, store: Any) -> None:
         case "complete-before-commit":
             store.complete = complete_later
         case "lease-not-durable":
-            store.lease = lease_nothing
+            store.acknowledge_and_lease = lease_nothing
         case "reversed-reload":
             store.load_queues = load_reversed
         case "dropped-on-reload":
             store.open = open_dropping
+        case "state-after-ack" | "state-before-ack":
+            store.complete = complete_apart
 
 
 _ready_fd: int | None = None

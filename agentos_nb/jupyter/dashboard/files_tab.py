@@ -41,7 +41,7 @@ class FileShown:
 class FilesTab(TabView):
     title = "Files"
     needs = "members"
-    event_types = ("actor.", "action.finished", "shell.command", "session.updated")
+    event_types = ("actor.", "action.finished", "shell.command", "session.updated", "vm.host_crashed")
 
     def __init__(self, registry: Registry, fetcher: Fetcher) -> None:
         self._registry = registry
