@@ -15,9 +15,9 @@ import contextlib
 import errno
 import fnmatch
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
-from agentos_nb.vm.models import DirEntry, FileRead, FileStat, FileWrite
+from agentos_nb.vm.models import DirEntry, FileStat
 from agentos_nb.vm.shell import HOME, EntryInfo, Shell
 
 Content = bytes | str
@@ -78,33 +78,6 @@ class VmFiles:
                 for directory in reversed(made):
                     self._shell.remove(directory)
                 raise
-
-    def read_files(self, paths: Iterable[str], *, encoding: str | None = None) -> list[FileRead]:
-        results = []
-        for path in paths:
-            try:
-                results.append(FileRead(path=path, content=self.read_file(path, encoding=encoding)))
-            except (OSError, ValueError, TypeError) as error:
-                results.append(FileRead(path=path, error=_describe(error)))
-        return results
-
-    def write_files(
-        self, files: Mapping[str, Content] | Iterable[tuple[str, Content]], *, encoding: str = "utf-8"
-    ) -> list[FileWrite]:
-        """Write each file; one that fails does not stop the others. The items are checked
-        first, so a malformed one writes nothing at all."""
-        items = list(files.items() if isinstance(files, Mapping) else files)
-        for number, item in enumerate(items, start=1):
-            if not (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str)):
-                raise TypeError(f"write_files item {number} is not a (path, content) pair: {item!r}")
-        results = []
-        for path, content in items:
-            try:
-                self.write_file(path, content, encoding=encoding)
-                results.append(FileWrite(path=path, ok=True))
-            except (OSError, ValueError, TypeError) as error:
-                results.append(FileWrite(path=path, ok=False, error=_describe(error)))
-        return results
 
     def mkdir(self, path: str, *, parents: bool = True, exist_ok: bool = True) -> None:
         given = resolve_path(path)
@@ -284,7 +257,3 @@ def _naming(given: str) -> Iterator[None]:
 
 def _dir_entry(directory: str, name: str, info: EntryInfo) -> DirEntry:
     return DirEntry(name=name, path=posixpath.join(directory, name), kind=info.kind, size=info.size)
-
-
-def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"
