@@ -78,6 +78,19 @@ async def start_server(tmp_path, monkeypatch):
         await process.communicate()
 
 
+async def nap_under_way(client, seconds: float) -> asyncio.Future:
+    """A `send(wait=True)` to the sleeper, once its nap is in flight: work a stop must drain."""
+    sleeper = client.sleeper.get_or_create(["s"])
+    napping = asyncio.ensure_future(sleeper.send("naps", {"seconds": seconds}, wait=True, timeout=30))
+
+    async def nap_begun() -> bool:
+        views = [v for v in await client.actors() if v.name == "sleeper"]
+        return bool(views) and views[0].queues[0].in_flight == 1
+
+    await wait_until(nap_begun, timeout=10)
+    return napping
+
+
 async def test_seed_000_runs_from_another_process(start_server):
     server = await start_server(str(SERVER_SCRIPT), "0")
     async with create_client(server.info.url) as client:  # the token comes from the runtime file
@@ -151,13 +164,7 @@ async def test_sigterm_drains_work_under_way_then_exits_cleanly(start_server):
     server = await start_server(str(SERVER_SCRIPT), "0")
     async with create_client(server.info.url) as client:
         sleeper = client.sleeper.get_or_create(["s"])
-        napping = asyncio.ensure_future(sleeper.send("naps", {"seconds": 1.0}, wait=True, timeout=30))
-
-        async def nap_begun() -> bool:
-            views = [v for v in await client.actors() if v.name == "sleeper"]
-            return bool(views) and views[0].queues[0].in_flight == 1
-
-        await wait_until(nap_begun, timeout=10)
+        napping = await nap_under_way(client, 1.0)
         server.process.send_signal(signal.SIGTERM)
         result = await napping  # answered before the server stopped
         assert (result.status, result.response.slept) == ("completed", 1.0)
@@ -243,14 +250,7 @@ async def test_a_second_ctrl_c_while_draining_cuts_it_short_and_says_so(start_se
         quick = round_number % 2 == 1
         server = await start_server("-m", "agentos_nb", "serve", f"{SERVER_SCRIPT}:registry", "--port", "0")
         async with create_client(server.info.url) as client:
-            sleeper = client.sleeper.get_or_create(["s"])
-            napping = asyncio.ensure_future(sleeper.send("naps", {"seconds": 5.0}, wait=True, timeout=30))
-
-            async def nap_begun() -> bool:
-                views = [v for v in await client.actors() if v.name == "sleeper"]
-                return bool(views) and views[0].queues[0].in_flight == 1
-
-            await wait_until(nap_begun, timeout=10)
+            napping = await nap_under_way(client, 5.0)
             server.process.send_signal(signal.SIGINT)
             if quick:  # as fast as a hand: signals sent closer together merge into one in the kernel
                 await asyncio.sleep(0.2)
@@ -273,14 +273,7 @@ async def test_a_second_ctrl_c_while_draining_cuts_it_short_and_says_so(start_se
 async def test_sigterm_twice_cuts_the_drain_short_too(start_server):
     server = await start_server(str(SERVER_SCRIPT), "0")
     async with create_client(server.info.url) as client:
-        sleeper = client.sleeper.get_or_create(["s"])
-        napping = asyncio.ensure_future(sleeper.send("naps", {"seconds": 5.0}, wait=True, timeout=30))
-
-        async def nap_begun() -> bool:
-            views = [v for v in await client.actors() if v.name == "sleeper"]
-            return bool(views) and views[0].queues[0].in_flight == 1
-
-        await wait_until(nap_begun, timeout=10)
+        napping = await nap_under_way(client, 5.0)
         server.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.2)
         server.process.send_signal(signal.SIGTERM)
