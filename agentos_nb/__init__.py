@@ -25,10 +25,24 @@ if TYPE_CHECKING:  # what type checkers and editors read; `_EXPORTS` says the sa
     from agentos_nb.jupyter.extension import load_ipython_extension, unload_ipython_extension
     from agentos_nb.store import MemoryStore, Store
     from agentos_nb.vm.agent_os import agent_os
+    from agentos_nb.vm.cron import CronExec, CronPrompt, CronRun, CronSchedule
     from agentos_nb.vm.handle import VmHandle
+    from agentos_nb.vm.mcp_servers import McpHttpServer, McpStdioServer
     from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
-    from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate, Usage
+    from agentos_nb.vm.mounts import Mount, mount
+    from agentos_nb.vm.network import Network, network
+    from agentos_nb.vm.process_models import ProcessInfo, ProcessOutput
+    from agentos_nb.vm.session_models import (
+        AgentTypeInfo,
+        PermissionPolicy,
+        PermissionRequest,
+        PromptResult,
+        SessionInfo,
+        SessionUpdate,
+        Usage,
+    )
     from agentos_nb.vm.shell import ShellLimits
+    from agentos_nb.vm.terminal_models import Terminal, TerminalOutput, TerminalScreen
     from agentos_nb.vm.toolkits import HostTool, ToolContext, Toolkit, host_tool, toolkit
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
@@ -43,16 +57,24 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "agentos_nb.jupyter.extension": ("load_ipython_extension", "unload_ipython_extension"),
     "agentos_nb.store": ("MemoryStore", "Store"),
     "agentos_nb.vm.agent_os": ("agent_os",),
+    "agentos_nb.vm.cron": ("CronExec", "CronPrompt", "CronRun", "CronSchedule"),
     "agentos_nb.vm.handle": ("VmHandle",),
+    "agentos_nb.vm.mcp_servers": ("McpHttpServer", "McpStdioServer"),
     "agentos_nb.vm.models": ("DirEntry", "ExecResult", "FileRead", "FileStat", "FileWrite"),
+    "agentos_nb.vm.process_models": ("ProcessInfo", "ProcessOutput"),
+    "agentos_nb.vm.mounts": ("Mount", "mount"),
+    "agentos_nb.vm.network": ("Network", "network"),
     "agentos_nb.vm.session_models": (
         "AgentTypeInfo",
+        "PermissionPolicy",
+        "PermissionRequest",
         "PromptResult",
         "SessionInfo",
         "SessionUpdate",
         "Usage",
     ),
     "agentos_nb.vm.shell": ("ShellLimits",),
+    "agentos_nb.vm.terminal_models": ("Terminal", "TerminalOutput", "TerminalScreen"),
     "agentos_nb.vm.toolkits": ("HostTool", "ToolContext", "Toolkit", "host_tool", "toolkit"),
 }
 """Each module of the public API and the names imported from it, on first use."""
@@ -65,6 +87,10 @@ __all__ = [
     "ActorOptions",
     "AgentTypeInfo",
     "Client",
+    "CronExec",
+    "CronPrompt",
+    "CronRun",
+    "CronSchedule",
     "DeadLetter",
     "DirEntry",
     "Event",
@@ -74,9 +100,17 @@ __all__ = [
     "FileStat",
     "FileWrite",
     "HostTool",
+    "McpHttpServer",
+    "McpStdioServer",
     "MemoryStore",
     "Message",
     "ModelConfig",
+    "Mount",
+    "Network",
+    "PermissionPolicy",
+    "PermissionRequest",
+    "ProcessInfo",
+    "ProcessOutput",
     "PromptResult",
     "QueueSpec",
     "Registry",
@@ -86,6 +120,9 @@ __all__ = [
     "ShellLimits",
     "Store",
     "Subscription",
+    "Terminal",
+    "TerminalOutput",
+    "TerminalScreen",
     "ToolContext",
     "Toolkit",
     "Usage",
@@ -96,6 +133,8 @@ __all__ = [
     "errors",
     "host_tool",
     "load_ipython_extension",
+    "mount",
+    "network",
     "queue",
     "setup",
     "toolkit",

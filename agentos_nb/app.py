@@ -11,6 +11,8 @@ loads only when one of these asks for it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
@@ -19,11 +21,13 @@ from agentos_nb.actors import registry as runtime
 from agentos_nb.actors.definition import ActorDefinition
 from agentos_nb.errors import InvalidDefinition
 from agentos_nb.store import Store, open_store
+from agentos_nb.vm.handle import LocalVmHandle
 
 if TYPE_CHECKING:
     from agentos_nb.http.scopes import ScopedToken, Webhook
     from agentos_nb.http.server import HttpServer, ServerInfo
     from agentos_nb.jupyter.dashboard import Dashboard
+    from agentos_nb.jupyter.terminal_widget import TerminalWidget
 
 # Where `start()` serves in a plain script, as Rivet's registries do.
 SERVE_HOST = "127.0.0.1"
@@ -32,11 +36,43 @@ SERVE_PORT = 6420
 logger = logging.getLogger(__name__)
 
 
+class ServedVmHandle(LocalVmHandle):
+    """The in-process handle of a VM of a registry made by `setup`: its actions, and the faces'
+    ways to show it (a terminal widget, preview links on the HTTP face)."""
+
+    def terminal(self, *, cols: int = 80, rows: int = 24, fit_width: bool = True) -> TerminalWidget:
+        """A shell in this VM as a terminal widget you type into (xterm.js, shipped with the
+        package). Made in a notebook cell (it opens the shell on the running loop); closing the
+        widget ends the shell. The width follows the cell unless `fit_width=False`."""
+        from agentos_nb.jupyter.terminal_widget import TerminalWidget  # widgets load only when asked for
+
+        return TerminalWidget(self, cols=cols, rows=rows, fit_width=fit_width)
+
+    async def preview_url(self, path: str = "site", *, expires_in: float = 3600.0) -> str:
+        """A link that shows this VM's files under `path` (relative to the home directory, or
+        absolute) in a browser for `expires_in` seconds (at most a week), with no token: the
+        signed link is the capability. A directory shows its index.html.
+
+        It is served by the registry's HTTP face, so the registry must be serving (`await
+        registry.serve()`); otherwise this raises `RuntimeError`. Links die with the server."""
+        from agentos_nb.http.previews import preview_grant
+
+        registry = self._registry
+        server = registry.server if isinstance(registry, Registry) else None
+        if server is None or server.info is None or server.api is None:
+            raise RuntimeError(
+                "preview links are served by the registry's HTTP face, which is not running: "
+                "`await registry.serve()` first"
+            )
+        grant = preview_grant(self.name, await self.resolve(), path, expires_in)
+        return server.api.previews.link(server.info.url, grant)
+
+
 class Registry(runtime.Registry):
     """The runtime, served over HTTP and shown in widgets when asked to."""
 
     def __init__(self, definitions: Mapping[str, ActorDefinition], store: Store, name: str) -> None:
-        super().__init__(definitions, store, name)
+        super().__init__({name: _with_faces(d) for name, d in definitions.items()}, store, name)
         self._server: HttpServer | None = None
 
     def start(
@@ -183,7 +219,11 @@ def setup(
     store: str | Store = "memory",
     name: str | None = None,
 ) -> Registry:
-    """Gather actor definitions into a registry. `store` is "memory" or a store object."""
+    """Gather actor definitions into a registry. `store` is "memory" or a store object.
+
+    Without a `name`, the registry is `default` (`default-2`, ... when a running one of that
+    name has other actor types): a cell run again with the same actors gets the same name,
+    and so replaces the registry its last run started."""
     for actor_name, definition in use.items():
         if not actor_name.isidentifier():
             raise InvalidDefinition(f"actor name {actor_name!r} is not a Python identifier")
@@ -191,7 +231,21 @@ def setup(
             raise InvalidDefinition(
                 f"use[{actor_name!r}] must be made with actor(...), not {type(definition).__name__}"
             )
-    return Registry(use, open_store(store), name or ",".join(sorted(use)))
+    return Registry(use, open_store(store), name or _default_name(use))
+
+
+def _default_name(use: Mapping[str, ActorDefinition]) -> str:
+    wanted = sorted(use)
+    running = {registry.name: sorted(registry.definitions) for registry in runtime.running_registries()}
+    names = ("default" if number == 1 else f"default-{number}" for number in itertools.count(1))
+    return next(name for name in names if running.get(name, wanted) == wanted)
+
+
+def _with_faces(definition: ActorDefinition) -> ActorDefinition:
+    """A VM type whose handles also show it through the faces (`ServedVmHandle`)."""
+    if definition.handle_class is LocalVmHandle:
+        return dataclasses.replace(definition, handle_class=ServedVmHandle)
+    return definition
 
 
 def _loop_running() -> bool:

@@ -1,4 +1,4 @@
-"""`agentos-nb`: the command line.
+"""The `agentos-nb` command: the demo, serving a registry over HTTP, and reading a store.
 
 `agentos-nb demo` runs seed 000, a writer agent and a reviewer agent joined by a host tool, and
 `agentos-nb demo --queues` runs seed 002's queue examples. `agentos-nb inspect STORE` shows
@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -51,6 +53,7 @@ from agentos_nb.events import (
     ToolCallStarted,
 )
 from agentos_nb.store.report import read_blobs, read_store
+from agentos_nb.vm.languages import python_wasi
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
@@ -544,11 +547,44 @@ async def serve(
     console.print(Text("stopped", "dim"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="agentos-nb", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+DESCRIPTION = """\
+agentos_nb: actors with durable queues, agent VMs and coding-agent sessions, for Python and
+Jupyter. This command runs the demo in the terminal, serves a registry's HTTP API, and shows
+what a SQLite store holds. No API key is needed: without one, the offline model answers."""
+
+EXAMPLES = """\
+examples:
+  agentos-nb demo                      a writer and a reviewer agent, live (offline without a key)
+  agentos-nb demo --queues             seed 002's queue examples
+  agentos-nb serve app.py:registry     serve a registry at http://127.0.0.1:8765
+  agentos-nb inspect agents.db         what a SQLite store holds
+
+In Jupyter: %load_ext agentos_nb, then %%agent cells and registry.dashboard().
+Documentation: the README of the package's repository."""
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("agentos_nb")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentos-nb",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"agentos-nb {_package_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo_command = commands.add_parser(
-        "demo", help="run seed 000 in the terminal: a writer agent and a reviewer agent joined by a host tool"
+        "demo",
+        help="run seed 000 in the terminal: a writer agent and a reviewer agent joined by a host tool",
+        description="Run seed 000 live in the terminal: a writer agent writes a file in its VM and asks "
+        "a reviewer agent, through a host tool, to review it. Without ANTHROPIC_API_KEY or "
+        "OPENAI_API_KEY the offline model answers (and says so).",
     )
     demo_command.add_argument("--queues", action="store_true", help="run seed 002's queue examples instead")
     demo_command.add_argument(
@@ -556,9 +592,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the model every session uses, e.g. anthropic:claude-sonnet-4-5 or offline "
         "(default: ANTHROPIC_API_KEY or OPENAI_API_KEY picks one, else the offline model answers)",
     )
-    inspect_command = commands.add_parser("inspect", help="show what a SQLite store file holds")
+    commands.add_parser(
+        "prepare",
+        help="compile the VM's CPython once for this machine (about 2 minutes; later VMs start at once)",
+        description="Compile CPython for WebAssembly into this machine's cache (~/.cache/agentos-nb, or "
+        "$AGENTOS_NB_CACHE) and lay out pytest for VMs: python3 in a VM needs it. Run once per machine.",
+    )
+    inspect_command = commands.add_parser(
+        "inspect",
+        help="show what a SQLite store file holds",
+        description="Show the actors, queues, dead letters and saved sessions in a SQLite store file, "
+        "without changing it (a file that is not a store, or a damaged one, is refused).",
+    )
     inspect_command.add_argument("store", help="the store file, or its sqlite:/// URL")
-    serve_command = commands.add_parser("serve", help="serve a registry's HTTP API until Ctrl-C")
+    serve_command = commands.add_parser(
+        "serve",
+        help="serve a registry's HTTP API until Ctrl-C",
+        description="Serve the registry that a module or file makes with setup(...) over HTTP, on "
+        "127.0.0.1 by default, with a bearer token (shown once, and written for clients on this "
+        "machine to find). Ctrl-C stops after the work under way; a second Ctrl-C cuts it short.",
+    )
     serve_command.add_argument("registry", help="module:name or path/to/file.py:name of the registry")
     serve_command.add_argument(
         "--host", default=SERVE_HOST, help=f"the address to bind (default {SERVE_HOST})"
@@ -576,13 +629,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='a JSON file, readable only by you, of scoped tokens and signed webhooks: {"tokens": '
         '[{"token", "routes", "actors", "queues", "label"}], "webhooks": [{"actor", "queue", "secret"}]}',
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     console = Console()
+    if args.command == "prepare":
+        try:
+            python_wasi.prepare(lambda line: console.print(line, highlight=False))
+        except (RuntimeError, OSError) as error:  # no artifacts, no wasmtime, a cache it cannot write
+            console.print(Text("Cannot prepare: ", "bold red").append(str(error)))
+            return 1
+        return 0
+    if args.command == "inspect" and not console.is_terminal:
+        console = Console(width=1000)  # piped, rich would cut the tables' names at 80 columns
     if args.command == "serve":
         try:
             extra = read_token_file(args.token_file) if args.token_file is not None else None
             asyncio.run(serve(console, args.registry, args.host, args.port, args.token, extra))
-        except (ServeFailed, errors.AgentOSError, OSError) as error:
+        except OSError as error:
+            reason = str(error)
+            if error.errno == errno.EADDRINUSE:
+                reason = (
+                    f"port {args.port} on {args.host} is in use (another server?); "
+                    "choose one with --port N, or --port 0 for any free port"
+                )
+            console.print(Text("Cannot serve: ", "bold red").append(reason))
+            return 1
+        except (ServeFailed, errors.AgentOSError) as error:
             console.print(Text("Cannot serve: ", "bold red").append(str(error)))
             return 1
         except KeyboardInterrupt:  # a second Ctrl-C, while the first one's drain was under way

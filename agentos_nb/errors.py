@@ -180,6 +180,26 @@ class VmCrashed(VmError):
     code = "vm.crashed"
 
 
+class ProcessNotFound(VmError):
+    """No process of that id in this VM: never spawned, long ended, or spawned before the VM
+    last slept (processes end with their VM's sleep)."""
+
+    code = "vm.process_not_found"
+
+
+class TooManyProcesses(VmError):
+    """`spawn` past the VM's `ShellLimits.max_processes` running processes: nothing started."""
+
+    code = "vm.too_many_processes"
+
+
+class ProcessLost(VmError):
+    """The process ended with its VM, not on its own: the VM's host died (`details` holds its
+    `exit_code` and `signal`), or the VM went to sleep or was destroyed."""
+
+    code = "vm.process_lost"
+
+
 class ToolError(AgentOSError):
     """Raised by a host tool's `execute` to fail with a plain message: the calling agent sees
     `{"ok": false, "error": "EXECUTION_ERROR", "message": ...}` without a Python type name."""
@@ -209,6 +229,26 @@ class SessionClosed(SessionError):
     """The session was closed; it keeps its events but takes no more prompts."""
 
     code = "session.closed"
+
+
+class PermissionRequestNotFound(SessionError):
+    """`respond_permission` named a request the session is not waiting on: never made, already
+    answered, or refused when its turn was cancelled."""
+
+    code = "session.permission_request_not_found"
+
+
+class McpServerFailed(SessionError):
+    """An MCP server given to `create_session` could not be started or reached, or did not list
+    its tools in time; the message says which, and quotes the end of a stdio server's stderr."""
+
+    code = "session.mcp_server_failed"
+
+
+class ScheduleNotFound(VmError):
+    """`cancel_schedule` named a cron schedule this VM does not have (never made, or cancelled)."""
+
+    code = "vm.schedule_not_found"
 
 
 class ModelNotAvailable(SessionError):

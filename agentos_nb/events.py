@@ -166,6 +166,11 @@ current_tool_call: ContextVar[ToolCallRef | None] = ContextVar("agentos_current_
 """Set while a host tool runs, so that the actions it calls say whose tool call made them."""
 
 
+current_observer: ContextVar[str | None] = ContextVar("agentos_current_observer", default=None)
+"""Set by a viewer (the dashboard) around the reads it makes to draw itself, so that the
+actions they call say so, and an event log can leave them out."""
+
+
 class ActionStarted(ActorEvent):
     """An action call began; `call_id` pairs it with its `action.finished`."""
 
@@ -175,6 +180,8 @@ class ActionStarted(ActorEvent):
     via: ToolCallRef | None = None
     """The host-tool call that asked for this action, if one did (seed 000: the reviewer's
     actions come from the writer's `review.submit`)."""
+    observer: str | None = None
+    """The viewer that called it to show it (`dashboard`), not to do work."""
 
 
 class ActionFinished(ActorEvent):
@@ -185,6 +192,8 @@ class ActionFinished(ActorEvent):
     call_id: int
     duration: float
     error: str | None = None
+    observer: str | None = None
+    """As in its `action.started`."""
 
 
 class ScheduleFired(ActorEvent):
@@ -214,6 +223,38 @@ class VmHostCrashed(ActorEvent):
     """The command that was running in this VM when its host died, if one was."""
     exit_code: int | None
     signal: int | None
+
+
+class ProcessStarted(ActorEvent):
+    """A VM started a process (`spawn`); its output follows as `process.output` events."""
+
+    type: Literal["process.started"] = "process.started"
+    pid: int
+    command: str
+
+
+class ProcessOutputEvent(ActorEvent):
+    """A chunk of a running process's output, as it came (the process keeps its latest output
+    too: `process_output`)."""
+
+    type: Literal["process.output"] = "process.output"
+    pid: int
+    stream: Literal["stdout", "stderr"]
+    data: str
+    offset: int
+
+
+class ProcessEnded(ActorEvent):
+    """A process ended: `exited` with `exit_code`, `killed` (by `signal`), or `lost` with its VM."""
+
+    type: Literal["process.ended"] = "process.ended"
+    pid: int
+    command: str
+    status: Literal["exited", "killed", "lost"]
+    exit_code: int | None
+    signal: str | None = None
+    error: str | None = None
+    duration: float
 
 
 class ToolCallStarted(ActorEvent):

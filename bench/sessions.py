@@ -55,6 +55,7 @@ from agentos_nb import ActorHandle, agent_os, setup
 from agentos_nb.actors.registry import Registry
 from agentos_nb.agents.harness import PiSession
 from agentos_nb.agents.offline import Bash, Edit, Read, Reply, Write, offline_model
+from agentos_nb.agents.permissions import GatedCall
 from agentos_nb.agents.tools import AgentTools, ToolCallPlan, ToolOutcome
 from agentos_nb.software import common, pi
 from agentos_nb.vm.machine import AgentVm
@@ -225,7 +226,12 @@ class NoTools:
     def plan(self, name: str, args: dict[str, Any]) -> ToolCallPlan:
         return ToolCallPlan(name, "other")
 
-    async def run(self, name: str, args: dict[str, Any]) -> ToolOutcome:
+    async def gated_call(
+        self, tool_call_id: str, name: str, args: dict[str, Any], plan: ToolCallPlan, *, judge_bash: bool
+    ) -> GatedCall:
+        return GatedCall(tool_call_id, plan.title, plan.kind, (name,), read_only=True)
+
+    async def run(self, name: str, args: dict[str, Any], *, read_only: bool = False) -> ToolOutcome:
         return ToolOutcome("ok", "completed", [])
 
     def invalid_json(self, name: str) -> ToolOutcome:

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bashkit
+from languages import language_rows
 from pydantic import BaseModel
 from report import Row, print_rows, print_table
 
@@ -661,6 +662,10 @@ def main() -> None:
             ],
         )
         print(f"wrapped: {_wrap(ECHO, HOME, {}, None)!r}, the script as the VM's Shell hands it to bashkit")
+
+    if languages := language_rows():
+        print("\nreal languages in the VM (issue 22), each beside host CPython or host Deno, warm medians:")
+        print_rows(languages, "agent VM")
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\ntotal {time.perf_counter() - began:.1f} s; load average after: {load}")

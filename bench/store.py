@@ -18,7 +18,8 @@ are set as they are):
   `h.send("tasks", body)` issued at once, and one at a time; claim plus complete is consumer
   actors draining with `async for m in c.queue.iter("tasks", completable=True): await m.complete()`,
   one actor, and 10 actors at once; and one actor draining plain messages with
-  `async for m in c.queue.iter("tasks")`, each acknowledged as it asks for the next.
+  `async for m in c.queue.iter("tasks")`, each acknowledged as it asks for the next (its clock
+  stops once the last acknowledgement is committed).
 - peers: `SQLiteAckQueue.put`, then `get` + `ack`; `LiteQueue.put`, then `pop` + `done`. Both are
   synchronous libraries, so they run one operation after another on this thread (their fastest
   way: threads would only queue up on their connection lock, and each operation still commits
@@ -351,18 +352,25 @@ async def runtime_registry(
     return registry, handles
 
 
-async def send_burst(handle: aos.ActorHandle, bodies: list[Task]) -> None:
+async def send_burst(handle: aos.ActorHandle, bodies: list[Task]) -> int:
+    """The sends issued at once; returns the id of the last message."""
     results = await asyncio.gather(*(handle.send("tasks", body) for body in bodies))
     assert all(r.status == "enqueued" for r in results)
+    return results[-1].message_id
 
 
-async def drain(registry: aos.Registry, count: int) -> tuple[float, int]:
-    """Open the gate and time the consumers until `count` messages are completed."""
+async def drain(
+    registry: aos.Registry, count: int, settled: Callable[[], Awaitable[Any]] | None = None
+) -> tuple[float, int]:
+    """Open the gate and time the consumers until `count` messages are completed, and then
+    until `settled()` returns."""
     assert DRAIN is not None
     collect()
     before = transactions(registry)
     start = time.perf_counter()
     await DRAIN.open(count)
+    if settled is not None:
+        await settled()
     elapsed = time.perf_counter() - start
     return elapsed, transactions(registry) - before
 
@@ -390,13 +398,16 @@ async def runtime_run(
         await registry.stop(grace=0)
 
     # One consumer of plain messages: it acknowledges each as it asks for the next. The clock
-    # stops at the last delivery, so it counts n leases and n - 1 acknowledgements.
+    # stops once the last acknowledgement is durable (`wait_for` the last message: the store
+    # lands writes in order), so it counts n leases and n acknowledgements, as the peers' do.
     with fresh_dir() as path:
         registry, (handle,) = await runtime_registry(
             os.path.join(path, "store.db"), level, 1, n, profiled.get("plain"), plain=True
         )
-        await send_burst(handle, bodies)
-        result.drain_plain, result.drain_plain_tx = await drain(registry, n)
+        last = await send_burst(handle, bodies)
+        result.drain_plain, result.drain_plain_tx = await drain(
+            registry, n, lambda: handle.wait_for(last, timeout=60)
+        )
         await registry.stop(grace=0)
 
     # Sends one after another.

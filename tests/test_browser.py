@@ -227,3 +227,46 @@ def test_agent_to_agent_dashboard_shows_the_review_call(
 
         dashboard.scroll_into_view_if_needed()
         save_screenshots(page, dashboard, output_dir, "dashboard", capsys)
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(480)
+def test_a_fresh_agent_cell_in_the_quickstart_makes_the_file_the_files_tab_shows(
+    page: Page, lab: JupyterLab, lab_root: Path, output_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newcomer's first own prompt: notebook 01 is run, then a new `%%agent` cell is typed with
+    a request from the offline model's corpus; the reply says what was done, and the dashboard's
+    Files tab shows the new file, whose text the viewer then shows."""
+    from test_offline_everyday import CORPUS
+
+    prompt = "Write a fizzbuzz program at fizz.py and run it"
+    assert prompt in [case.prompt for case in CORPUS]
+    notebook = nbformat.read(REPO / "notebooks" / "01_quickstart.ipynb", as_version=4)
+    copy_without_outputs(notebook, lab_root / "01_quickstart.ipynb")
+    with evidence_on_failure(page, lab, output_dir):
+        run_all(page, lab, "01_quickstart.ipynb")
+        # Type a new cell below the last one, as a newcomer would, and run it.
+        page.locator(".jp-Notebook .jp-Cell").last.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")
+        page.keyboard.press("Enter")
+        page.keyboard.type(f"%%agent vm notebook\n{prompt}")
+        page.keyboard.press("Shift+Enter")
+        new_cell = page.locator(".jp-Notebook .jp-CodeCell", has_text=prompt)
+        expect(new_cell.locator(".jp-InputArea")).to_contain_text(prompt)
+        expect(new_cell.locator(".jp-OutputArea")).to_contain_text("I wrote", timeout=STEP_TIMEOUT_MS)
+        expect(new_cell.locator(".jp-OutputArea")).to_contain_text("FizzBuzz")
+        assert page.locator(STDERR_OUTPUT).all_text_contents() == []
+
+        dashboard = page.locator(".agentos-dashboard")
+        expect(dashboard).to_have_count(1)
+        dashboard.scroll_into_view_if_needed()
+        dashboard.locator(".lm-TabBar-tab", has_text=re.compile(r"^Files$")).click()
+        tree = dashboard.locator(".agentos-file-tree select")
+        row = tree.locator("option", has_text="fizz.py")
+        if row.count() == 0:  # the tab relists on the VM's next change event; Refresh reads now
+            dashboard.locator(".agentos-file-refresh").click()
+        expect(row).to_have_count(1, timeout=STEP_TIMEOUT_MS)
+        tree.select_option(label=row.text_content() or "")
+        expect(dashboard.locator(".agentos-file-viewer")).to_contain_text('print("FizzBuzz")')
+        save_screenshots(page, dashboard, output_dir, "files", capsys)

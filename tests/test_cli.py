@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,3 +163,77 @@ def test_serve_refuses_a_token_file_others_can_read_or_that_is_not_valid_without
     assert problem in " ".join(out.split())
     assert "scoped-token-0123456789" not in out
     assert "tiny-secret" not in out
+
+
+def test_a_bare_command_prints_the_help_and_each_command_has_its_own(run_cli, capsys) -> None:
+    out = run_cli()
+    assert out.startswith("usage: agentos-nb")
+    assert "the offline model answers" in out
+    assert "agentos-nb demo --queues" in out
+    assert "`" not in out
+    for command, says in [("demo", "reviewer agent"), ("serve", "bearer token"), ("inspect", "dead letters")]:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        assert says in " ".join(capsys.readouterr().out.split())
+
+
+def test_version_names_the_installed_package(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert re.fullmatch(r"agentos-nb \d+\.\d+\S*\n", capsys.readouterr().out)
+
+
+def test_a_busy_port_is_named_with_the_way_out(run_cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        target = f"{Path(__file__).parent / 'http_registry.py'}:registry"
+        out = run_cli("serve", target, "--port", str(port), exit_code=1)
+    said = " ".join(out.split())
+    assert f"port {port} on 127.0.0.1 is in use" in said
+    assert "--port 0" in said
+    assert "Errno" not in said
+
+
+def test_a_missing_provider_sdk_says_how_to_add_it_to_this_installation(monkeypatch) -> None:
+    from agentos_nb.agents import models
+
+    editable = models.install_hint("anthropic")  # the suite runs on `pip install -e`
+    assert re.search(r"pip install -e '/\S+\[anthropic\]'", editable)
+    assert "--model offline" in editable
+
+    class FromPyPI:
+        def read_text(self, name: str) -> None:
+            return None  # no direct_url.json: installed from an index
+
+    monkeypatch.setattr(models.importlib.metadata, "distribution", lambda name: FromPyPI())
+    from_pypi = models.install_hint("openai")
+    assert from_pypi.startswith("pip install 'agentos_nb[openai]' (or use the offline model")
+
+
+def test_inspect_piped_keeps_whole_names(tmp_path) -> None:
+    long_name = "an_actor_with_a_name_long_enough_to_be_cut_at_eighty_columns_in_a_table_" + "x" * 20
+    store = tmp_path / "agents.db"
+    script = (
+        "import asyncio\n"
+        "from agentos_nb import actor, queue, setup\n"
+        "async def main():\n"
+        f"    registry = setup(use={{'{long_name}': actor(queues={{'jobs': queue()}})}}, "
+        f"store='sqlite:///{store}')\n"
+        "    async with registry:\n"
+        f"        await registry.client().{long_name}.get_or_create(['main']).send('jobs', {{'n': 1}})\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "agentos_nb", "inspect", str(store)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if k != "COLUMNS"},
+        timeout=60,
+    ).stdout
+    assert long_name in shown

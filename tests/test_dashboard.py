@@ -19,7 +19,7 @@ import pytest
 from comm.base_comm import BaseComm
 from pydantic import BaseModel
 
-from agentos_nb import actor, agent_os, queue
+from agentos_nb import actor, agent_os, host_tool, queue, toolkit
 from agentos_nb.demo import PROJECT, WRITER_PROMPT, seed_000_registry
 from agentos_nb.errors import QueueFull
 from agentos_nb.events import ActorCreated, ActorRef, MessageCompleted
@@ -191,12 +191,55 @@ async def test_tool_calls_tab_draws_who_called_whom_with_counts(sent, seed_000):
         dashboard.close()
 
 
+class NoteInput(BaseModel):
+    text: str
+
+
+async def test_a_tool_called_by_many_is_one_node_reaching_the_host_and_errors_are_said_once(
+    sent, start_registry
+):
+    noted: list[str] = []
+
+    async def add_note(input: NoteInput, ctx: Any) -> dict[str, int]:  # a function on the host
+        noted.append(input.text)
+        return {"notes": len(noted)}
+
+    add = host_tool(description="Remember a note", input_schema=NoteInput, execute=add_note)
+    notes = toolkit(name="notes", description="Notes kept on the host", tools={"add": add})
+    registry = await start_registry(vm=agent_os(toolkits=[notes]))
+    alice, bob = (registry.client().vm.get_or_create([name]) for name in ("alice", "bob"))
+    dashboard = Dashboard(registry, tabs=["Tool calls"], interval=PAUSED)
+    try:
+        await alice.exec("agentos-notes add --text 'buy milk'")
+        await bob.exec("agentos-notes add --text 'call alice'")
+        await bob.exec("agentos-notes add")
+        await dashboard.refresh()
+        picture = by_class(dashboard.widget, "agentos-call-graph").get_state()["value"]
+        assert picture.count('<g class="ao-g-tool">') == 1
+        assert "the host (no actor)" in text(picture)
+        assert "notes.add reached the host (no actor) in 2 calls" in text(picture)
+        failed = next(row for row in rows(value(dashboard.widget, "agentos-tool-calls")) if "ERROR" in row[4])
+        assert failed[4].count("VALIDATION_ERROR") == 1, failed[4]
+        assert "--text" in failed[4]
+    finally:
+        dashboard.close()
+
+
 async def test_every_tab_has_its_class_and_the_root_displays_as_the_widget(sent, seed_000):
     dashboard = Dashboard(seed_000, interval=PAUSED)
     try:
         assert "agentos-dashboard" in dashboard.widget.get_state()["_dom_classes"]
         tab = next(w for w in tree(dashboard.widget) if isinstance(w, widgets.Tab))
-        assert tab.get_state()["titles"] == ("Actors", "Queues", "Sessions", "Tool calls", "Files", "Events")
+        assert tab.get_state()["titles"] == (
+            "Actors",
+            "Queues",
+            "Sessions",
+            "Tool calls",
+            "Files",
+            "Processes",
+            "Cron",
+            "Events",
+        )
         for slug in ("actors", "queues", "sessions", "tool-calls", "files", "events"):
             assert by_class(dashboard.widget, f"agentos-tab-{slug}") in tab.children
         bundle = dashboard._repr_mimebundle_()
@@ -207,7 +250,7 @@ async def test_every_tab_has_its_class_and_the_root_displays_as_the_widget(sent,
         first, second = repr(dashboard).split("\n")
         assert first == "agentos dashboard of registry 'seed-000' (running), updating every 3600 s"
         assert second.startswith(
-            "  2 actors (2 awake) · 0 queues · 2 sessions (1 open) · 1 tool calls · files of each VM · "
+            "  2 actors (2 awake) · 0 queues · 2 sessions (1 open) · 1 tool call · files of each VM · "
         )
         assert second.endswith(" events (0 dropped)")
     finally:
@@ -356,6 +399,33 @@ async def test_files_tab_waits_for_a_sleeping_vm_and_wakes_it_on_request(sent, s
         dashboard.close()
 
 
+async def test_files_tab_opens_on_the_vm_with_files_and_shows_where_links_point(sent, start_registry):
+    registry = await start_registry(vm=agent_os())
+    empty_vm = registry.client().vm.get_or_create(["a-empty"])
+    await empty_vm.exists("/home/user")
+    dashboard = Dashboard(registry, tabs=["Files"], interval=PAUSED)
+    try:
+        busy = registry.client().vm.get_or_create(["b-busy"])
+        await busy.write_file("/home/user/hello.py", "print('hi')\n")
+        await busy.exec("ln -s /usr/bin /home/user/bin")
+        picker = by_class(dashboard.widget, "agentos-vm-picker")
+        tree_picker = by_class(dashboard.widget, "agentos-file-tree")
+
+        async def listed() -> bool:
+            await dashboard.refresh()
+            return "/home/user/hello.py" in [path for _, path in tree_picker.options]
+
+        await wait_until(listed)
+        assert picker.label == "vm/b-busy"
+        assert any(label.strip() == "bin → /usr/bin" for label, _ in tree_picker.options)
+        picker.value = next(actor_id for label, actor_id in picker.options if label == "vm/a-empty")
+        await busy.write_file("/home/user/more.py", "")
+        await dashboard.refresh()
+        assert picker.label == "vm/a-empty"  # picked by hand: it stays
+    finally:
+        dashboard.close()
+
+
 async def test_files_tab_drops_a_vm_that_is_gone_and_says_when_reading_fails(sent, start_registry):
     registry = await start_registry(vm=agent_os())
     await registry.client().vm.get_or_create(["box"]).write_file("/home/user/notes.txt", "hello")
@@ -405,6 +475,33 @@ async def test_events_tab_filters_by_type_prefix_or_actor(sent, seed_000):
         search.value = "nothing-like-this"
         await dashboard.refresh()
         assert text(log.value) == "No event matches 'nothing-like-this'."
+    finally:
+        dashboard.close()
+
+
+async def test_the_events_tab_hides_the_dashboards_own_reads_unless_asked(sent, start_registry):
+    registry = await start_registry(vm=agent_os())
+    vm = registry.client().vm.get_or_create(["box"])
+    await vm.write_file("/home/user/notes.txt", "hello")
+    dashboard = Dashboard(registry, tabs=["Files", "Events"], interval=PAUSED)
+    try:
+        tree_picker = by_class(dashboard.widget, "agentos-file-tree")
+
+        async def listed() -> bool:
+            await dashboard.refresh()
+            return "/home/user/notes.txt" in [path for _, path in tree_picker.options]
+
+        await wait_until(listed)  # the Files tab has read the VM: readdir actions ran
+        await vm.exists("/home/user/notes.txt")  # and one read of the notebook's own
+        await dashboard.refresh()
+        log = by_class(dashboard.widget, "agentos-events-log")
+        shown = [row[3] for row in rows(log.value) if row[1].startswith("action.")]
+        assert shown
+        assert all(what.startswith("exists") for what in shown), shown
+        by_class(dashboard.widget, "agentos-events-observed").value = True
+        await dashboard.refresh()
+        actions = {row[3].split(" ")[0] for row in rows(log.value) if row[1].startswith("action.")}
+        assert {"exists", "readdir"} <= actions
     finally:
         dashboard.close()
 
@@ -465,7 +562,7 @@ async def test_bad_tabs_are_refused_with_the_valid_titles(sent, seed_000, tabs, 
     with pytest.raises(ValueError, match=message) as refused:
         Dashboard(seed_000, tabs=tabs)
     if "unknown" in message:
-        assert "'Tool calls', 'Files', 'Events'" in str(refused.value)
+        assert "'Tool calls', 'Files', 'Processes', 'Cron', 'Events'" in str(refused.value)
     assert not seed_000.bus.active  # nothing was left subscribed
 
 

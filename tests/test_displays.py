@@ -277,3 +277,25 @@ def test_import_registers_only_in_a_running_shell_and_never_imports_ipython() ->
         "print(data['text/plain'])\n"
     )
     assert run_python(in_shell) == "[exit 3]"
+
+
+HOSTILE_REPLY = (
+    "I wrote **hello.py**:\n\n- `print('hi')`\n- <script>alert(1)</script>\n\n"
+    "[docs](javascript:alert(1)) <img src=x onerror=alert(1)>\n\n```python\nprint('hi')\n```"
+)
+
+
+def test_agent_replies_show_as_markdown_with_nothing_of_theirs_run() -> None:
+    from agentos_nb.jupyter.dashboard.transcript_html import render_item
+    from agentos_nb.jupyter.transcript import TranscriptItem
+
+    item = TranscriptItem(key="seq-1", kind="agent", text=HOSTILE_REPLY)
+    for shown in (displays.transcript_html([item]), render_item(item)):
+        assert "<strong>hello.py</strong>" in shown
+        assert "<li><code>print('hi')</code></li>" in shown
+        assert '<code class="language-python">' in shown
+        assert "<script>" not in shown
+        assert "<img" not in shown
+        assert 'href="javascript' not in shown
+    prompt = render_item(TranscriptItem(key="seq-0", kind="user", text="**not rendered**"))
+    assert "**not rendered**" in prompt

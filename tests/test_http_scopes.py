@@ -83,6 +83,9 @@ def requests_for(route: Route) -> list[tuple[str, str, str, dict[str, Any]]]:
                 "queue": queue_name,
                 "action": "ticks" if route.template.endswith("/stream") else "greet",
                 "session_id": "s-none",
+                "terminal_id": "t-none",
+                "request_id": "p-none",
+                "pid": "999999",
                 "message_id": "1",
                 "path": "%FF",
             }
@@ -150,6 +153,8 @@ async def test_each_scope_opens_exactly_what_it_names_on_every_route(served, lab
     headers = {"Authorization": f"Bearer {token_of(label)}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         for route in ROUTES:
+            if route.scope == "previews":
+                continue  # a signed link opens it whatever the token: tests/test_previews.py
             for target, queue_name, path, options in requests_for(route):
                 reply = await http.request(route.method, path, **options)
                 tried += 1

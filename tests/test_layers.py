@@ -181,6 +181,33 @@ def test_the_registry_setup_returns_loads_its_faces_only_when_asked():
     assert loaded.stdout.strip() == "agentos_nb.app []"
 
 
+def test_the_agent_loop_loads_with_the_first_session():
+    """Importing `agentos_nb.software` or declaring a VM type with `pi` costs no pydantic-ai
+    import (most of a second); the first session loads it, in a thread."""
+    script = (
+        "import asyncio, sys\n"
+        "from agentos_nb import agent_os, setup\n"
+        "from agentos_nb.software import common, pi\n"
+        "heavy = ('pydantic_ai', 'agentos_nb.agents.harness', 'ipywidgets', 'tornado')\n"
+        "def loaded(): return sorted({m.split('.')[0] for m in sys.modules if m.startswith(heavy)})\n"
+        "print(loaded())\n"
+        "async def main():\n"
+        "    registry = setup(use={'writer': agent_os(software=[common, pi])})\n"
+        "    print(loaded())\n"
+        "    async with registry:\n"
+        "        vm = registry.client().writer.get_or_create(['k'])\n"
+        "        await vm.create_session('pi', model='offline')\n"
+        "        print(loaded())\n"
+        "asyncio.run(main())\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert loaded.stdout.split("\n")[:3] == [
+        "[]",
+        "[]",
+        "['agentos_nb', 'pydantic_ai']",
+    ]
+
+
 # --- the checker fails on what it must -----------------------------------------------------------
 
 RUNTIME_REACHING_UP = """\

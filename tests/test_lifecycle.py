@@ -590,6 +590,20 @@ async def test_restarting_a_setup_with_the_same_names_stops_the_first_registry(m
 
 
 @pytest.mark.anyio
+async def test_an_unnamed_registry_is_default_and_one_with_other_actors_beside_it_is_numbered():
+    first = setup(use={"cell_worker": actor()})
+    assert first.name == "default"
+    await first.start().ready()
+    try:
+        beside = setup(use={"other_worker": actor(), "cell_worker": actor()})
+        assert beside.name == "default-2"  # other actors: it must not replace the first
+        again = setup(use={"cell_worker": actor()})
+        assert again.name == "default"  # the same cell run again: it replaces the first
+    finally:
+        await first.stop(grace=0)
+
+
+@pytest.mark.anyio
 async def test_async_with_starts_and_stops_the_registry():
     registry = setup(use={"worker": actor(actions={"ping": lambda c: "pong"})}, name="async-with")
     async with registry as running:

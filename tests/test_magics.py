@@ -30,6 +30,7 @@ from agentos_nb.jupyter.agent_cell import LiveTurn, run_turn
 from agentos_nb.jupyter.dashboard import Dashboard
 from agentos_nb.jupyter.displays import FileView, Listing
 from agentos_nb.jupyter.extension import MAGICS
+from agentos_nb.jupyter.terminal_widget import TerminalWidget
 from agentos_nb.offline import Bash, Reply, offline_model
 from agentos_nb.software import Pi, common
 from agentos_nb.vm.session_models import SessionInfo, TextContent, UserMessageChunk
@@ -185,7 +186,14 @@ def test_an_agent_cell_still_ends_at_a_blank_line_in_a_terminal(loaded: Interact
         ("%%agent vm//main\nhello", "is not ACTOR or ACTOR/KEY"),
         ("%%agent vm main\n   \n", "the prompt is the cell's body, and it is empty"),
         ("%agentos", "a subcommand is needed"),
-        ("%agentos frob", "unknown subcommand 'frob' (one of: dashboard, events, tools, ls, cat, send)"),
+        (
+            "%agentos frob",
+            "unknown subcommand 'frob' (one of: dashboard, events, tools, ls, cat, send, shell)",
+        ),
+        ("%agentos shell", "the following arguments are required: ACTOR"),
+        ("%agentos shell vm --cols 0", "terminal cols must be a whole number from 1 to 1000, not 0"),
+        ("%agentos shell vm --rows x", "argument --rows: invalid int value: 'x'"),
+        ("%agentos shell vm/a b", "the key is given twice"),
         ("%agentos ls", "the following arguments are required: ACTOR[/KEY]"),
         ("%agentos cat vm/main", "the following arguments are required: PATH"),
         ("%agentos cat vm/main ''", "PATH is empty"),
@@ -224,6 +232,7 @@ def test_unknown_registry_actor_or_vm_is_a_usage_error(registry: Registry, loade
     assert "'inbox' is not an agent VM (made with agent_os); the VMs of registry 'magics-test': vm" in (
         usage_error(loaded, "%%agent inbox\nhello")
     )
+    assert "'inbox' is not an agent VM" in usage_error(loaded, "%agentos shell inbox")
 
 
 def test_runtime_errors_are_usage_errors_naming_their_type(
@@ -433,7 +442,7 @@ def test_send_enqueues_waits_and_reports_a_full_queue(registry: Registry, loaded
 
 
 @pytest.mark.parametrize(
-    ("command", "tabs"), [("dashboard", 6), ("events", ["Events"]), ("tools", ["Tool calls"])]
+    ("command", "tabs"), [("dashboard", 8), ("events", ["Events"]), ("tools", ["Tool calls"])]
 )
 def test_dashboards_and_their_tabs(
     registry: Registry, loaded: InteractiveShell, command: str, tabs: Any
@@ -445,6 +454,23 @@ def test_dashboards_and_their_tabs(
         assert len(dashboard.titles) == tabs
     else:
         assert list(dashboard.titles) == tabs
+
+
+def test_shell_shows_a_terminal_widget_on_the_vm(registry: Registry, loaded: InteractiveShell) -> None:
+    widget = run(loaded, "%agentos shell vm main --cols 70 --rows 10").value
+    assert isinstance(widget, TerminalWidget)
+    assert (widget.cols, widget.rows) == (70, 10)
+    ran = run(
+        loaded,
+        "term = await _.opened()\n"
+        "await term.send('echo from-magic\\r')\n"
+        "await term.wait_for('from-magic\\n$')",
+    )
+    assert ran.result.success, ran.error
+    assert run(loaded, "await registry.client().vm.get('main').list_terminals()").value != []
+    run(loaded, "%unload_ext agentos_nb")  # what the magics opened closes with them
+    run(loaded, "%load_ext agentos_nb")
+    assert widget.comm is None
 
 
 # --- unloading ---------------------------------------------------------------------------------

@@ -624,11 +624,6 @@ PROJECT = {
             [("bash", {"command": "ls -la"}), ("bash", {"command": "ls -la ./src"})],
             ["`./src/` holds 1 entry"],
         ),
-        (
-            "Explain /home/user/src/auth.ts",
-            [("bash", {"command": "ls -la"}), ("read", {"path": "/home/user/src/auth.ts", "limit": 200})],
-            ["export function login() {}"],
-        ),
     ],
 )
 @pytest.mark.anyio
@@ -642,6 +637,14 @@ async def test_other_prompts_look_around_and_say_it_is_the_offline_model(
     assert "holds 3 entries: `README.md`, `auth.test.ts`, `src/`." in turn.text
     for word in words:
         assert word in turn.text
+
+
+@pytest.mark.anyio
+async def test_asked_to_explain_a_file_it_reads_it_and_explains_it() -> None:
+    turn = await Session(offline_model(), FakeVM(files=dict(PROJECT))).turn("Explain /home/user/src/auth.ts")
+    assert turn.calls == [("read", {"path": "/home/user/src/auth.ts", "limit": 400})]
+    assert "TypeScript program of 1 line" in turn.text
+    assert "`login`" in turn.text
 
 
 @pytest.mark.anyio

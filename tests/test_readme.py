@@ -49,3 +49,17 @@ def test_the_readme_lists_exactly_the_commands_common_installs() -> None:
     listed = re.search(r"<!-- common-commands -->\n```text\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert listed is not None
     assert listed.group(1).split() == list(engine_commands())
+
+
+def test_the_documents_link_only_to_what_exists() -> None:
+    """Relative links name files of the repository, and no link is a placeholder to fill in later."""
+    root = README.parent
+    for document in (README, root / "ARCHITECTURE.md", root / "bench" / "README.md"):
+        text = document.read_text()
+        links = re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r"^\[[^\]]+\]: (\S+)", text, re.MULTILINE)
+        for link in links:
+            assert "placeholder" not in link, f"{document.name}: {link}"
+            if re.match(r"[a-z]+:", link) or link.startswith("#"):
+                continue
+            target = (document.parent / link.split("#", 1)[0]).resolve()
+            assert target.exists(), f"{document.name} links to {link}, which does not exist"

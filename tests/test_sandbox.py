@@ -260,10 +260,10 @@ async def test_python3_is_sandboxed(vm, tmp_path, host_marker, secret):
         f'python3 -c \'open("{outside}", "w").write("x")\'',
         "python3 -c 'import os; os.system(\"id\")'",
         'python3 -c \'__import__("os").popen("id")\'',
-        "python3 -c 'import subprocess'",
-        "python3 -c 'import socket'",
-        "python3 -c 'import ctypes'",
-        "python3 -c 'import urllib.request'",
+        "python3 -c 'import subprocess; subprocess.run([\"id\"])'",
+        "python3 -c 'import socket; socket.socket().connect((\"127.0.0.1\", 22))'",
+        "python3 -c 'import ctypes; ctypes.CDLL(\"libc.so.6\")'",
+        "python3 -c 'import urllib.request; urllib.request.urlopen(\"http://127.0.0.1:22\")'",
         f"python -c 'print(open(\"{host_marker}\").read())'",
     ]
     for probe in probes:
@@ -305,7 +305,7 @@ async def test_nested_shells_and_tools_that_run_commands_stay_in_the_vm(vm, tmp_
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("interpreter", ["node", "perl", "ruby", "php", "gcc", "git", "apt-get", "pip"])
+@pytest.mark.parametrize("interpreter", ["perl", "ruby", "php", "gcc", "git", "apt-get"])  # node: languages
 async def test_other_interpreters_and_host_programs_are_absent(vm, interpreter):
     result = await vm.exec(f"{interpreter} --version")
     assert (result.exit_code, result.stdout) == (127, "")

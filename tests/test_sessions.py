@@ -27,7 +27,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from agentos_nb import agent_os, errors, host_tool, toolkit
 from agentos_nb.agents import harness
-from agentos_nb.agents.harness import RetryPolicy
+from agentos_nb.agents.retry import RetryPolicy
 from agentos_nb.software import Pi, common, pi
 from conftest import next_event, notices_of, prompts_of, wait_until
 

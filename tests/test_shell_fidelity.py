@@ -349,9 +349,6 @@ KNOWN_DIFFERENCES: dict[str, str] = {
         "an unset variable under set -u ends the script with 127 in bash -c, but with 1 in the VM:"
         " bashkit exits 1, and the VM runs every script in a subshell, where real bash exits 1 too"
     ),
-    "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"version\"])' < data/config.json": (
-        "python3 is Monty, a subset of Python: its sys has no stdin (nor argv, exit) and its json no load"
-    ),
     # The VM's own (agentos_nb), not bashkit's:
     "cat <<EOF\nabc": (
         "agentos_nb: bash runs a here-document left open at the end of the script (with a warning);"

@@ -13,11 +13,13 @@ here, and guard that the SQLite half of the suite really runs once its module ex
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import itertools
 import random
 import sqlite3
 import tempfile
+from collections.abc import Awaitable
 from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -570,6 +572,35 @@ async def test_acknowledge_and_lease_settles_some_and_delivers_others_at_once(st
     assert await store.load_queues(actor_id) == []
 
 
+async def test_unlease_takes_back_leases_made_ahead_of_need_and_their_attempts(store: Store) -> None:
+    actor_id = await new_actor(store)
+    first, second, third = [await store.enqueue(actor_id, "q", bytes([n]), 1.0) for n in range(3)]
+    await store.acknowledge_and_lease([], [first.message_id, second.message_id, third.message_id])
+    await store.lease(third.message_id)  # leased twice: once for a delivery that happened
+    await store.release(third.message_id)
+    await store.lease(third.message_id)
+    await store.unlease([second.message_id, third.message_id])
+    assert [(m.message_id, m.status, m.attempt) for m in await store.load_queues(actor_id)] == [
+        (first.message_id, "leased", 1),
+        (second.message_id, "pending", 0),
+        (third.message_id, "pending", 2),
+    ]
+    await store.unlease([])  # nothing to take back
+
+
+async def test_unlease_of_a_message_not_leased_changes_nothing(store: Store) -> None:
+    actor_id = await new_actor(store)
+    leased, pending = [await store.enqueue(actor_id, "q", bytes([n]), 1.0) for n in range(2)]
+    done = await store.enqueue(actor_id, "q", b"c", 1.0)
+    await store.lease(leased.message_id)
+    await store.complete(done.message_id, None)
+    before = await everything_of(store, actor_id)
+    for message_id in (pending.message_id, done.message_id, 10**9):
+        with pytest.raises(MessageNotFound):
+            await store.unlease([leased.message_id, message_id])  # all or nothing
+    assert await everything_of(store, actor_id) == before
+
+
 @pytest.mark.parametrize("settle", ["complete", "dead_letter", "acknowledge_and_lease"])
 async def test_a_settling_write_carries_the_state_of_the_actor(store: Store, reopen, settle: str) -> None:
     """An acknowledgement (or dead letter) may carry the state of the message's actor: both are
@@ -1092,6 +1123,7 @@ operations = st.lists(
         _lease,
         _lease,
         st.tuples(st.just("release"), _refs),
+        st.tuples(st.just("unlease"), _refs),
         st.tuples(st.just("complete"), _refs, st.none() | st.binary(max_size=6), _states),
         st.tuples(st.just("dead_letter"), _refs, st.text(max_size=6), _states),
         st.tuples(st.just("acknowledge_and_lease"), _refs, _refs, _states),
@@ -1109,7 +1141,8 @@ async def run_against_model(kind: str, path: Path, plan: list[tuple]) -> None:
 
     The model: a message is live (pending or leased) until completed or dead-lettered; lease,
     release, complete and dead_letter act on live messages only; replay on dead ones only; any
-    other id raises MessageNotFound and changes nothing. A settling write's state, if any,
+    other id raises MessageNotFound and changes nothing (unlease acts on leased ones only, and
+    takes back the attempt their lease counted). A settling write's state, if any,
     becomes its actor's; acknowledge_and_lease is a complete (no response) and a lease at once,
     or, if either message is not live, nothing."""
     backend = Backend(kind, path)
@@ -1155,18 +1188,23 @@ async def run_against_model(kind: str, path: Path, plan: list[tuple]) -> None:
                 allowed = message is not None and message.status in allowed_from(name)
                 arguments, state = operation[2:3], (operation[3:] or [None])[0]
                 with_state = {"state": state} if name in ("complete", "dead_letter") else {}
+                call = getattr(store, name)
+                if name == "unlease":  # it takes a list
+                    call = functools.partial(_unlease_one, store)
                 if not allowed:
                     with pytest.raises(MessageNotFound):
-                        await getattr(store, name)(message_id, *arguments, **with_state)
+                        await call(message_id, *arguments, **with_state)
                 else:
                     assert message is not None
-                    result = await getattr(store, name)(message_id, *arguments, **with_state)
+                    result = await call(message_id, *arguments, **with_state)
                     if state is not None:
                         states[message.actor_id] = state
                     if name == "lease":
                         message.status, message.attempt = "leased", message.attempt + 1
                     elif name == "release":
                         message.status = "pending"
+                    elif name == "unlease":
+                        message.status, message.attempt = "pending", message.attempt - 1
                     elif name == "complete":
                         message.status, message.response, message.body = "completed", operation[2], b""
                     elif name == "dead_letter":
@@ -1190,8 +1228,12 @@ async def run_against_model(kind: str, path: Path, plan: list[tuple]) -> None:
         await backend.close_all()
 
 
+def _unlease_one(store: Store, message_id: int) -> Awaitable[None]:
+    return store.unlease([message_id])
+
+
 def allowed_from(operation: str) -> tuple[str, ...]:
-    return ("dead",) if operation == "replay" else ("pending", "leased")
+    return {"replay": ("dead",), "unlease": ("leased",)}.get(operation, ("pending", "leased"))
 
 
 def target(model: dict[int, ModelMessage], operation: str, how: str, index: int) -> int:

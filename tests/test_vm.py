@@ -10,6 +10,7 @@ import pytest
 from agentos_nb import ExecResult, ShellLimits, actor, agent_os, errors
 from agentos_nb.software import common
 from agentos_nb.vm.agent_os import exec_command, is_vm, readdir
+from agentos_nb.vm.languages import programs
 from agentos_nb.vm.shell import engine_commands
 from tests.conftest import next_event
 
@@ -267,7 +268,7 @@ async def test_the_os_writes_its_files_and_instructions(vm):
 
 async def test_common_puts_every_engine_command_on_path(vm):
     listed = set((await vm.exec("ls /usr/bin")).stdout.split())
-    assert listed == set(engine_commands())
+    assert listed == set(engine_commands()) | set(programs(["python", "javascript"]))
     assert (await vm.exec("which grep")).stdout.strip() == "/usr/bin/grep"
     assert (await vm.exec("python3 -c 'print(6 * 7)'")).stdout == "42\n"
     assert (await vm.exec("sqlite3 :memory: 'select 1 + 1'")).stdout == "2\n"

@@ -34,6 +34,7 @@ from agentos_nb.events import (
     ActorSlept,
     ActorWoke,
     CrashPhase,
+    current_observer,
     current_tool_call,
 )
 from agentos_nb.store.protocol import ActorRecord, MessageRecord
@@ -147,7 +148,10 @@ class ActorInstance:
             raise MailboxClosed
         call_id = next(_call_ids)
         started = time.monotonic()
-        self._emit(ActionStarted, action=name, call_id=call_id, via=current_tool_call.get())
+        observer = current_observer.get()
+        self._emit(
+            ActionStarted, action=name, call_id=call_id, via=current_tool_call.get(), observer=observer
+        )
         task = self._loop.create_task(self._run_action(action, args, kwargs, sink))
         self._tasks.add(task)
         error: BaseException | None = None
@@ -180,6 +184,7 @@ class ActorInstance:
                 call_id=call_id,
                 duration=time.monotonic() - started,
                 error=None if error is None else f"{type(error).__name__}: {error}",
+                observer=observer,
             )
 
     async def _run_action(

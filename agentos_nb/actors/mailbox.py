@@ -6,12 +6,19 @@ A write that settles a message carries the actor's state too, if it changed, in 
 transaction; a consumer moving on acknowledges its plain messages and leases the next ones in
 one write. The mailbox keeps the awake actor's pending messages in memory so that delivery never queries
 the store; on wake it reloads them, and a lease found there (a delivery cut short by a crash)
-counts as a failed attempt.
+counts as a failed attempt, and is delivered alone.
+
+A quick consumer of plain messages on a store that suspends gets messages leased ahead of need,
+several in one write, each lease durable before its message is handed over; acknowledging one
+of them is then written behind, not awaited, and counts once it lands. Memory follows every
+write only once it is durable, so nobody (`wait_for`, events) hears of an acknowledgement that
+a crash could undo, and the state goes with each acknowledgement as ever.
 
 It is built as anyio's memory object streams are. `MailboxState` holds the queues and who waits
 on them, and changes only in steps that never await, so each step is atomic on the event loop.
 `Mailbox` is the thin async part around it: waiting for a message or for room, and
-`_write_through`, the one place that writes to the store and applies a step once it is durable.
+`_write_through` (or `_write_behind`, not awaited), the only places that write to the store and
+apply a step once it is durable.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ class MailboxState:
         "consumers",
         "held",
         "in_flight",
+        "interrupted",
         "pending",
         "received_while_closed",
         "room",
@@ -91,6 +99,8 @@ class MailboxState:
         self.closed = False
         self.received_while_closed = False
         self.completed_total = 0
+        # Messages found leased on wake: a crash cut their delivery short, perhaps by their doing.
+        self.interrupted: set[int] = set()
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -148,17 +158,53 @@ class MailboxState:
         """Pop up to `count` pending messages, oldest first across `names`; they are in flight."""
         taken: list[Message] = []
         while len(taken) < count:
-            oldest: deque[Message] | None = None
-            for name in names:
-                candidates = self.pending.get(name)
-                if candidates and (oldest is None or candidates[0]._record.seq < oldest[0]._record.seq):
-                    oldest = candidates
+            oldest = self._oldest(names)
             if oldest is None:
                 break
             message = oldest.popleft()
             self.in_flight[message.id] = message
             taken.append(message)
         return taken
+
+    def take_ahead(self, names: frozenset[str], limit: int, taken: list[Message]) -> list[Message]:
+        """Pop up to `limit` more pending messages to lease together with `taken`, ahead of
+        need. None beside or after a message whose delivery a crash cut short: it is leased
+        alone, so that a message that kills the process is the only one its crashes count."""
+        ahead: list[Message] = []
+        if any(message.id in self.interrupted for message in taken):
+            return ahead
+        while len(ahead) < limit:
+            oldest = self._oldest(names)
+            if oldest is None:
+                break
+            message = oldest[0]
+            if message.id in self.interrupted or leased_ahead(message):
+                break
+            oldest.popleft()
+            self.in_flight[message.id] = message
+            ahead.append(message)
+        return ahead
+
+    def put_ahead(self, messages: list[Message]) -> None:
+        """Messages taken ahead of need go back to the head of their queues, in order, for the
+        next consumer to take."""
+        for message in reversed(messages):
+            del self.in_flight[message.id]
+            self._queue(message.name).appendleft(message)
+        for message in messages:
+            self.wake_consumer(message.name)
+
+    def leased_ahead(self) -> list[Message]:
+        """Pending messages leased ahead of need, not handed to any consumer."""
+        return [m for q in self.pending.values() for m in q if leased_ahead(m)]
+
+    def _oldest(self, names: frozenset[str]) -> deque[Message] | None:
+        oldest: deque[Message] | None = None
+        for name in names:
+            candidates = self.pending.get(name)
+            if candidates and (oldest is None or candidates[0]._record.seq < oldest[0]._record.seq):
+                oldest = candidates
+        return oldest
 
     # --- settling ------------------------------------------------------------------------------
 
@@ -248,6 +294,7 @@ class Mailbox:
         "_bus",
         "_completions",
         "_definition",
+        "_leases_ahead",
         "_on_activity",
         "_plan",
         "_ref",
@@ -273,6 +320,9 @@ class Mailbox:
         self._definition = definition
         self._store = store
         self._store_may_suspend = store.may_suspend
+        # A crash counts a delivery of each message leased ahead: with one attempt allowed, that
+        # would bury messages nobody ever saw. (Once is all it costs: after a crash each goes alone.)
+        self._leases_ahead = store.may_suspend and definition.options.max_attempts > 1
         self._bus = bus
         self._completions = completions
         self._saves = saves
@@ -413,24 +463,66 @@ class Mailbox:
             if not arrived and waiter.done() and not waiter.cancelled():
                 state.pass_message(names)
 
-    async def deliver(self, taken: list[Message], acknowledged: list[Message]) -> None:
+    async def deliver(
+        self,
+        taken: list[Message],
+        acknowledged: list[Message],
+        *,
+        names: frozenset[str] = frozenset(),
+        ahead: int = 0,
+    ) -> asyncio.Future[Any] | None:
         """Record the delivery of `taken` (from now on each counts as an attempt) and acknowledge
         `acknowledged`, plain messages the same consumer is done with, with the state if it
         changed: one store write, so a consumer moving on costs one round trip, not two.
-        Either list may be empty."""
+        Either list may be empty.
+
+        With `ahead`, up to that many more messages of `names` are leased in the same write,
+        ahead of need, for the consumers that come next: taking one then needs no write, each
+        lease durable already. Their acknowledgements are then written behind, as the consumer
+        goes on: the returned write, None if everything has landed. Memory learns of each once
+        it is durable, as of every write, and the state goes with it.
+        """
+        if taken and self._leases_ahead and all(leased_ahead(m) for m in taken):
+            write = self._saves.pending() if acknowledged else None
+            behind = self._acknowledge_behind(acknowledged, write) if acknowledged else None
+            self._handed_over(taken)
+            return behind
         write = self._saves.pending() if acknowledged else None
+        fresh = [m for m in taken if not leased_ahead(m)]
+        extra = self.state.take_ahead(names, ahead, fresh) if ahead and self._leases_ahead else []
         for message in acknowledged:
             self.state.settle(message)
-        for message in taken:
+        for message in (*fresh, *extra):
             message._record.attempt += 1
             message._record.status = "leased"
         await self._write_through(
             self._store.acknowledge_and_lease(
-                [m.id for m in acknowledged], [m.id for m in taken], state=_data(write)
+                [m.id for m in acknowledged], [m.id for m in (*fresh, *extra)], state=_data(write)
             ),
-            lambda _: self._delivered(taken, acknowledged, write),
+            lambda _: self._delivered(taken, acknowledged, write, extra),
+            lambda: self._undelivered(acknowledged, extra),
+        )
+        return None
+
+    def _acknowledge_behind(
+        self, acknowledged: list[Message], write: StateWrite | None
+    ) -> asyncio.Future[Any]:
+        for message in acknowledged:
+            self.state.settle(message)
+        return self._write_behind(
+            self._store.acknowledge_and_lease([m.id for m in acknowledged], [], state=_data(write)),
+            lambda _: self._delivered([], acknowledged, write, []),
             lambda: self._unsettle(acknowledged),
         )
+
+    async def unlease_ahead(self) -> None:
+        """As the mailbox closes: messages leased ahead and never handed to a consumer go back
+        to pending in the store, their attempt taken back, since it was never made."""
+        ahead = self.state.leased_ahead()
+        if ahead:
+            await self._write_through(
+                self._store.unlease([m.id for m in ahead]), lambda _: _not_leased(ahead)
+            )
 
     # --- settling ------------------------------------------------------------------------------
 
@@ -506,8 +598,8 @@ class Mailbox:
         undo: Callable[[], None] | None = None,
     ) -> T:
         """Await a store write, then apply the step `applied` (or `undo`, if the write failed,
-        what was done ahead of it), so that memory and store never disagree. It is the only
-        place the mailbox writes to the store: every write keeps to this protocol.
+        what was done ahead of it), so that memory and store never disagree. It and
+        `_write_behind` are the only places the mailbox writes to the store.
 
         With a store that may suspend, the write is shielded: a caller cancelled while it runs
         still gets memory updated once the write lands.
@@ -535,6 +627,15 @@ class Mailbox:
             raise
         return applied(result)
 
+    def _write_behind(
+        self, write: Awaitable[R], applied: Callable[[R], Any], undo: Callable[[], None]
+    ) -> asyncio.Future[R]:
+        """A write of a store that may suspend, not awaited: memory follows it once it lands
+        (or fails) as with `_write_through`, and the caller may wait for it later."""
+        task = asyncio.ensure_future(write)
+        task.add_done_callback(lambda done: _land_late(done, applied, undo))
+        return task
+
     # The steps applied once a write is durable: the state's, then whoever waits, then the event.
 
     def _enqueued(self, record: MessageRecord, value: Any, size: int) -> Message:
@@ -551,16 +652,31 @@ class Mailbox:
 
     def _released_on_wake(self, record: MessageRecord, body: Any) -> None:
         record.status = "pending"
+        self.state.interrupted.add(record.message_id)
         if self._bus.active:
             self._emit(
                 MessageRedelivered, queue=record.queue, message_id=record.message_id, attempt=record.attempt
             )
         self.state.adopt(Message(self, record, body))
 
-    def _delivered(self, taken: list[Message], acknowledged: list[Message], write: StateWrite | None) -> None:
+    def _delivered(
+        self,
+        taken: list[Message],
+        acknowledged: list[Message],
+        write: StateWrite | None,
+        ahead: list[Message],
+    ) -> None:
         self._saves.landed(write)
         for message in acknowledged:
             self._acknowledged(message, None, None)
+        interrupted = self.state.interrupted
+        if interrupted:
+            interrupted.difference_update(m.id for m in taken)
+        if ahead:
+            self.state.put_ahead(ahead)
+        self._handed_over(taken)
+
+    def _handed_over(self, taken: list[Message]) -> None:
         if self._bus.active:
             for message in taken:
                 self._emit(
@@ -571,7 +687,13 @@ class Mailbox:
         for message in messages:
             self.state.unsettle(message)
 
+    def _undelivered(self, acknowledged: list[Message], ahead: list[Message]) -> None:
+        self._unsettle(acknowledged)
+        _not_leased(ahead)
+        self.state.put_ahead(ahead)
+
     def _acknowledged(self, message: Message, response: Any, write: StateWrite | None) -> None:
+        message._record.status = "completed"
         self._saves.landed(write)
         self.state.count_completed(message.name)
         self._completions.settle(message.id, "completed", response, None)
@@ -588,6 +710,7 @@ class Mailbox:
     def _buried(
         self, record: MessageRecord, error: str, held: Message | None, write: StateWrite | None
     ) -> None:
+        record.status = "dead"
         self._saves.landed(write)
         if held is not None:
             self.state.free(held.name)
@@ -651,6 +774,18 @@ async def _until(waiter: asyncio.Future[None], deadline: float | None) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def leased_ahead(message: Message) -> bool:
+    """Whether a message not yet handed to a consumer was leased ahead of need."""
+    return message._record.status == "leased"
+
+
+def _not_leased(messages: list[Message]) -> None:
+    """A lease ahead that the store does not (or no longer) hold: its attempt was never made."""
+    for message in messages:
+        message._record.status = "pending"
+        message._record.attempt -= 1
 
 
 def _data(write: StateWrite | None) -> bytes | None:

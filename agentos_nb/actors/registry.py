@@ -580,8 +580,11 @@ def _dead_body(spec: QueueSpec | None, raw: bytes) -> Any:
 
 
 def running_registries() -> list[Registry]:
-    """The registries running in this process, the one started most recently last."""
-    return list(_running.values())
+    """The registries running in this process, the one started most recently last. One left
+    on a loop that has closed since (an earlier `asyncio.run`) runs no more: it is left out."""
+    return [
+        registry for registry in _running.values() if registry._loop is None or not registry._loop.is_closed()
+    ]
 
 
 def _ref(record: ActorRecord) -> ActorRef:

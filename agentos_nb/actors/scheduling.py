@@ -23,15 +23,28 @@ if TYPE_CHECKING:
     from agentos_nb.actors.registry import Registry
 
 
+class Clock:
+    """The time schedules are planned and fired by. A test puts a fake one in
+    `registry.scheduler.clock`, moves it, and calls `registry.scheduler.wake()`."""
+
+    def time(self) -> float:
+        """Now, as a Unix timestamp."""
+        return time.time()
+
+
 class Schedule:
     """`c.schedule`: call one of this actor's actions later, even if it sleeps meanwhile."""
 
     def __init__(self, instance: ActorInstance) -> None:
         self._instance = instance
 
+    def now(self) -> float:
+        """The scheduler's time (a Unix timestamp): what `at` and `after` are measured against."""
+        return self._instance.registry.scheduler.clock.time()
+
     async def after(self, delay: float | timedelta, action: str, *args: Any, **kwargs: Any) -> str:
         seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        return await self._add(time.time() + seconds, action, args, kwargs)
+        return await self._add(self.now() + seconds, action, args, kwargs)
 
     async def at(self, when: datetime | float, action: str, *args: Any, **kwargs: Any) -> str:
         """`when` is an aware or local datetime, or a Unix timestamp."""
@@ -75,6 +88,11 @@ class Scheduler:
         self._firing: set[str] = set()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.clock = Clock()
+
+    def wake(self) -> None:
+        """Look at the clock again now: a fake clock moved."""
+        self._changed.set()
 
     async def start(self) -> None:
         for record in await self._registry.store.list_schedules():
@@ -115,7 +133,7 @@ class Scheduler:
             if not self._heap:
                 await self._changed.wait()
                 continue
-            delay = self._heap[0][0] - time.time()
+            delay = self._heap[0][0] - self.clock.time()
             if delay > 0:
                 try:
                     async with asyncio.timeout(delay):

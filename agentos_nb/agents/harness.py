@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_ai import direct
 from pydantic_ai.messages import (
@@ -38,7 +36,9 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.function import FunctionModel
 
 from agentos_nb.agents.models import ResolvedModel, classify_failure, redact
-from agentos_nb.agents.tools import TOOL_DEFINITIONS, AgentTools
+from agentos_nb.agents.permissions import PermissionGate
+from agentos_nb.agents.retry import RetryPolicy
+from agentos_nb.agents.tools import AgentTools
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
@@ -51,25 +51,14 @@ from agentos_nb.vm.session_models import (
 )
 from agentos_nb.vm.sessions import Emit, SessionRequest, TurnOutcome
 
+if TYPE_CHECKING:
+    from agentos_nb.agents.mcp import McpTools
+
 MAX_REQUESTS_PER_TURN = 50
 """Model requests one turn may make before it ends with `max_turn_requests`."""
 
 _CANCELLED = "The user cancelled this before it finished."
 _INTERRUPTED = "This was interrupted by an error before it finished."
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How transient provider failures (rate limits, overload, 5xx, network) are retried."""
-
-    attempts: int = 4
-    first_delay: float = 1.0
-    max_delay: float = 30.0
-
-    def delay(self, retry: int, retry_after: float | None) -> float:
-        """Exponential backoff with jitter, or the provider's Retry-After when it is longer."""
-        backoff = min(self.max_delay, self.first_delay * 2**retry) * (0.5 + random.random() / 2)
-        return min(self.max_delay, max(backoff, retry_after or 0.0))
 
 
 class _TurnFailed(Exception):
@@ -87,6 +76,7 @@ class PiSession:
         retry: RetryPolicy,
         *,
         owns_client: bool = False,
+        mcp: McpTools | None = None,
     ) -> None:
         self.model = resolved.name
         self.offline = resolved.offline
@@ -97,8 +87,10 @@ class PiSession:
         self._owns_client = owns_client
         self._secrets = tuple(request.env.values())
         self._provider = resolved.provider
-        self._tools = AgentTools(request.vm, request.cwd)
-        self._params = ModelRequestParameters(function_tools=list(TOOL_DEFINITIONS), allow_text_output=True)
+        self._tools = AgentTools(request.vm, request.cwd, mcp)
+        self.gate = PermissionGate(request.permissions)
+        """Every tool call goes through it before running (see `agents/permissions.py`)."""
+        self._params = ModelRequestParameters(function_tools=self._tools.definitions, allow_text_output=True)
         # A local function gains nothing from streaming, which costs pydantic-ai 3-4x a plain
         # request; unless streaming is all it can do.
         model = self._model
@@ -238,7 +230,14 @@ class PiSession:
             outcome = self._tools.invalid_json(call.tool_name)
         else:
             try:
-                outcome = await self._tools.run(call.tool_name, args)
+                gated = await self._tools.gated_call(
+                    call.tool_call_id, call.tool_name, args, plan, judge_bash=self.gate.wants_facts()
+                )
+                verdict = await self.gate.check(gated)  # may wait for the user
+                if verdict.allowed:
+                    outcome = await self._tools.run(call.tool_name, args, read_only=verdict.read_only)
+                else:
+                    outcome = self._tools.refused(verdict.refusal)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     emit(

@@ -19,7 +19,10 @@ retry what is transient and report the rest in one clean line, with every known 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.metadata
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -225,15 +228,27 @@ def _build(
     return ResolvedModel(model, f"{prefix}:{name}", provider, False, reason)
 
 
+def install_hint(extra: str) -> str:
+    """The command that adds `extra` to this very installation (a source checkout is installed
+    editable, from its folder, not from PyPI), and the way to do without."""
+    command = f"pip install 'agentos_nb[{extra}]'"
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError, ValueError):
+        origin = json.loads(
+            importlib.metadata.distribution("agentos_nb").read_text("direct_url.json") or "null"
+        )
+        if isinstance(origin, dict) and origin.get("dir_info", {}).get("editable"):
+            folder = urlsplit(origin["url"]).path
+            command = f"pip install -e '{folder}[{extra}]'"
+    return f"{command} (or use the offline model: model='offline', or --model offline on the command line)"
+
+
 def _anthropic_model(name: str, api_key: str, base_url: str | None) -> Model:
     try:
         from anthropic import AsyncAnthropic
         from pydantic_ai.models.anthropic import AnthropicModel
         from pydantic_ai.providers.anthropic import AnthropicProvider
     except ImportError as error:
-        raise ModelNotAvailable(
-            "Anthropic models need the SDK: pip install 'agentos_nb[anthropic]'"
-        ) from error
+        raise ModelNotAvailable(f"Anthropic models need the SDK: {install_hint('anthropic')}") from error
     # An explicit base_url, so the SDK never falls back to the host's ANTHROPIC_BASE_URL on its own.
     client = AsyncAnthropic(
         api_key=api_key, base_url=base_url or ANTHROPIC_API_URL, max_retries=0, timeout=REQUEST_TIMEOUT
@@ -247,7 +262,7 @@ def _openai_model(name: str, api_key: str, base_url: str | None, api: OpenAIApi)
         from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
         from pydantic_ai.providers.openai import OpenAIProvider
     except ImportError as error:
-        raise ModelNotAvailable("OpenAI models need the SDK: pip install 'agentos_nb[openai]'") from error
+        raise ModelNotAvailable(f"OpenAI models need the SDK: {install_hint('openai')}") from error
     client = AsyncOpenAI(
         api_key=api_key, base_url=base_url or OPENAI_API_URL, max_retries=0, timeout=REQUEST_TIMEOUT
     )

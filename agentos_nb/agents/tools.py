@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 from pydantic_ai.tools import ToolDefinition
 
+from agentos_nb.agents.bash_effects import ScriptFacts, host_tools_used, plan_mode_problem
+from agentos_nb.agents.permissions import GatedCall
 from agentos_nb.agents.tool_inputs import TOOL_INPUTS, BashInput, EditInput, ReadInput, WriteInput
 from agentos_nb.errors import VmError
 from agentos_nb.vm.files import resolve_path
@@ -29,6 +31,7 @@ from agentos_nb.vm.session_models import (
 )
 
 if TYPE_CHECKING:
+    from agentos_nb.agents.mcp import McpTools
     from agentos_nb.vm.machine import AgentVm
 
 READ_LINE_LIMIT = 2000
@@ -75,17 +78,31 @@ class ToolFailed(Exception):
 class AgentTools:
     """The tools of one session: its VM, its working directory and its persistent shell."""
 
-    def __init__(self, vm: AgentVm, cwd: str) -> None:
+    def __init__(self, vm: AgentVm, cwd: str, mcp: McpTools | None = None) -> None:
         self._vm = vm
         self._cwd = cwd
         self._shell = vm.shell.persistent(cwd)
+        self.mcp = mcp
+        """The session's MCP servers' tools, offered beside the four."""
+
+    @property
+    def definitions(self) -> list[ToolDefinition]:
+        """Every tool the model may call: the four, then the MCP servers'."""
+        return [*TOOL_DEFINITIONS, *(self.mcp.definitions if self.mcp else ())]
 
     async def close(self) -> None:
-        """Free the persistent shell on the VM's host (a host gone or a VM asleep has freed it)."""
-        with contextlib.suppress(VmError):
-            await self._shell.close()
+        """Free the persistent shell on the VM's host (a host gone or a VM asleep has freed it),
+        and stop the MCP servers."""
+        try:
+            with contextlib.suppress(VmError):
+                await self._shell.close()
+        finally:
+            if self.mcp is not None:
+                await self.mcp.close()
 
     def plan(self, name: str, args: dict[str, Any]) -> ToolCallPlan:
+        if self.mcp is not None and name in self.mcp:
+            return self.mcp.plan(name, args)
         kind = _KINDS.get(name, "other")
         if name == "bash":
             return ToolCallPlan(f"bash: {_first_line(str(args.get('command', '')))}", kind)
@@ -98,7 +115,42 @@ class AgentTools:
             where = path
         return ToolCallPlan(f"{name} {path}", kind, [ToolCallLocation(path=where)])
 
-    async def run(self, name: str, args: dict[str, Any]) -> ToolOutcome:
+    async def gated_call(
+        self, tool_call_id: str, name: str, args: dict[str, Any], plan: ToolCallPlan, *, judge_bash: bool
+    ) -> GatedCall:
+        """The call as the permission gate sees it; a bash command is parsed on the VM's host
+        (`judge_bash`) to tell which host tools it uses and whether it is read-only."""
+        uses: tuple[str, ...] = (name,)
+        problem = "" if name not in ("write", "edit", "bash") else f"{name} may change files"
+        if self.mcp is not None and name in self.mcp:
+            uses = (self.mcp.policy_name(name),)
+            if not self.mcp.read_only(name):
+                problem = f"{plan.title} is not marked read-only by its server"
+        elif name == "bash" and judge_bash:
+            facts = await self._facts(str(args.get("command", "")))
+            toolkits = self._vm.spec.toolkits
+            uses = ("bash", *host_tools_used(facts, toolkits))
+            problem = plan_mode_problem(facts, toolkits) or ""
+        return GatedCall(
+            tool_call_id=tool_call_id,
+            title=plan.title,
+            kind=plan.kind,
+            uses=uses,
+            read_only=not problem,
+            plan_problem=problem,
+            raw_input=args,
+            locations=plan.locations,
+        )
+
+    def refused(self, refusal: str) -> ToolOutcome:
+        """The result of a call the permission gate stopped."""
+        return failed_outcome(refusal)
+
+    async def run(self, name: str, args: dict[str, Any], *, read_only: bool = False) -> ToolOutcome:
+        """Run the tool; `read_only` (plan mode) runs bash in a fresh shell, where the
+        session's functions and aliases cannot stand in for a read-only command."""
+        if self.mcp is not None and name in self.mcp:
+            return await self.mcp.run(name, args)
         schema = TOOL_INPUTS.get(name)
         try:
             if schema is None:
@@ -108,24 +160,24 @@ class AgentTools:
             except pydantic.ValidationError as error:
                 raise ToolFailed(_invalid_arguments(name, error)) from None
             if isinstance(parsed, ReadInput):
-                return _text_outcome(await self._read(parsed))
+                return text_outcome(await self._read(parsed))
             if isinstance(parsed, WriteInput):
                 return await self._write(parsed)
             if isinstance(parsed, EditInput):
                 return await self._edit(parsed)
             assert isinstance(parsed, BashInput)
-            return await self._bash(parsed)
+            return await self._bash(parsed, fresh=read_only)
         except ToolFailed as failure:
-            return _failed(str(failure))
+            return failed_outcome(str(failure))
         except OSError as error:
-            return _failed(_os_error(error))
+            return failed_outcome(_os_error(error))
         except (ValueError, TypeError) as error:  # the VM refused the arguments: a path, a name
-            return _failed(str(error))
+            return failed_outcome(str(error))
         except Exception as error:  # the model chose the input; it must never crash the turn
-            return _failed(f"{name} failed: {type(error).__name__}: {error}")
+            return failed_outcome(f"{name} failed: {type(error).__name__}: {error}")
 
     def invalid_json(self, name: str) -> ToolOutcome:
-        return _failed(f"the arguments of {name} are not valid JSON; send one JSON object")
+        return failed_outcome(f"the arguments of {name} are not valid JSON; send one JSON object")
 
     # --- the tools -------------------------------------------------------------------------
 
@@ -194,13 +246,16 @@ class AgentTools:
             f"Edited {path}\n{_unified_diff(path, old, new)}", "completed", _diff_content(path, old, new)
         )
 
-    async def _bash(self, request: BashInput) -> ToolOutcome:
+    async def _bash(self, request: BashInput, *, fresh: bool = False) -> ToolOutcome:
         started = time.monotonic()
         limit = self._vm.spec.limits.timeout  # the model may ask for less time, never more
         timeout = limit if request.timeout is None else min(request.timeout, limit)
-        run = await self._shell.run(request.command, timeout=timeout)
+        if fresh:
+            run = await self._vm.shell.run(request.command, cwd=self._cwd, timeout=timeout)
+        else:
+            run = await self._shell.run(request.command, timeout=timeout)
         self._vm.note_command(request.command, self._cwd, run, time.monotonic() - started)
-        text, cut = _cut(run.stdout + run.stderr)
+        text, cut = cut_output(run.stdout + run.stderr)
         notes = []
         if cut or run.truncated:
             notes.append("[output cut: it was too long; write it to a file and read parts of it]")
@@ -210,10 +265,17 @@ class AgentTools:
             notes.append(f"[exit code {run.exit_code}]")
         for note in notes:
             text += ("" if not text or text.endswith("\n") else "\n") + note + "\n"
-        outcome = _text_outcome(text or "(no output)")
+        outcome = text_outcome(text or "(no output)")
         return outcome if run.exit_code == 0 else ToolOutcome(outcome.text, "failed", outcome.content)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    async def _facts(self, command: str) -> ScriptFacts | None:
+        """The host's parse of `command`; None when it could not be had (judged as unknown)."""
+        try:
+            return ScriptFacts.model_validate(await self._vm.shell.analyze(command))
+        except (VmError, pydantic.ValidationError, OSError, ValueError, TypeError):
+            return None
 
     def _absolute(self, path: str) -> str:
         return resolve_path(path, self._cwd)
@@ -246,11 +308,11 @@ def _diff_content(path: str, old: str | None, new: str) -> list[ToolCallContent 
     return [DiffContent(path=path, old_text=old, new_text=new)]
 
 
-def _text_outcome(text: str) -> ToolOutcome:
+def text_outcome(text: str) -> ToolOutcome:
     return ToolOutcome(text, "completed", [ToolCallContent(content=TextContent(text=text))])
 
 
-def _failed(message: str) -> ToolOutcome:
+def failed_outcome(message: str) -> ToolOutcome:
     text = f"Error: {message}"
     return ToolOutcome(text, "failed", [ToolCallContent(content=TextContent(text=text))])
 
@@ -274,7 +336,7 @@ def _first_line(command: str) -> str:
     return line if len(line) <= 80 else line[:77] + "..."
 
 
-def _cut(text: str) -> tuple[str, bool]:
+def cut_output(text: str) -> tuple[str, bool]:
     data = text.encode()
     if len(data) <= OUTPUT_BYTE_LIMIT:
         return text, False

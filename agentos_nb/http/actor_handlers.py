@@ -23,6 +23,7 @@ from agentos_nb.http.api_models import (
     WaitQuery,
 )
 from agentos_nb.http.errors import ActionFailed, MalformedJson
+from agentos_nb.http.host_commands import refuse_host_commands
 from agentos_nb.http.paths import parse_actor_segment
 from agentos_nb.http.routing import Reply, Request, StreamEvent, json_bytes, validate_json
 from agentos_nb.http.values import decode_arguments, encode_value
@@ -124,7 +125,9 @@ def _message_id(request: Request) -> int:
 def _action_arguments(request: Request, signature: ActionSignature) -> tuple[tuple[Any, ...], dict[str, Any]]:
     call = request.body_as(ActionCall, required=False)
     args, kwargs = decode_arguments(call.args, call.kwargs, call.binary)
-    return signature.bind(args, kwargs)
+    bound_args, bound_kwargs = signature.bind(args, kwargs)
+    refuse_host_commands([*bound_args, *bound_kwargs.values()])
+    return bound_args, bound_kwargs
 
 
 def _encoded(action: str, value: Any) -> tuple[Any, str | None, str]:

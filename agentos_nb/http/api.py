@@ -18,6 +18,7 @@ from agentos_nb.actors.handles import ActorAccessor, ActorHandle
 from agentos_nb.errors import UnknownAction, UnknownActorType
 from agentos_nb.http.action_args import ActionSignature, action_signature
 from agentos_nb.http.paths import parse_actor_segment
+from agentos_nb.http.previews import PreviewSigner
 from agentos_nb.http.routing import Request
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class Api:
 
     def __init__(self, registry: Registry, document: Callable[[], bytes]) -> None:
         self.registry = registry
+        self.previews = PreviewSigner()
+        """Makes and checks this server's preview links, under a secret of its own."""
         self._document = document
         self._openapi: bytes | None = None
         self._signatures: dict[tuple[str, str], ActionSignature] = {}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentos_nb.actors.handles import DeadLetter
 from agentos_nb.actors.overview import ActorView
 from agentos_nb.http.values import Encoding
+from agentos_nb.vm.mcp_servers import McpServer
 
 _Request = ConfigDict(extra="forbid")
 
@@ -88,6 +89,12 @@ class WaitQuery(BaseModel):
     timeout: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
+class ProcessOutputQuery(BaseModel):
+    model_config = _Request
+
+    since: int = Field(0, ge=0, description="A byte offset: the `end` of the last chunk read, to resume.")
+
+
 class DeadLettersQuery(BaseModel):
     model_config = _Request
 
@@ -136,6 +143,36 @@ class SessionRequest(BaseModel):
     )
     cwd: str | None = None
     additional_instructions: str | None = None
+    permissions: list[str] | None = Field(
+        None,
+        description="Tools the session asks about before using: read, write, edit, bash, "
+        "host:TOOLKIT.TOOL, host:TOOLKIT, mcp:SERVER.TOOL ... (default: the agent type's policy).",
+    )
+    mcp_servers: list[McpServer] | None = Field(
+        None,
+        description="MCP servers whose tools the agent may call; over HTTP only `type: http` ones "
+        "(a stdio server would start a program on the host, and is refused with 403).",
+    )
+
+
+class PermissionAnswer(BaseModel):
+    model_config = _Request
+
+    option: str = Field(description="allow_once, allow_always, reject_once or reject_always.")
+
+
+class ModeRequest(BaseModel):
+    model_config = _Request
+
+    mode: str = Field(description="default, plan (read-only) or accept_edits.")
+
+
+class ModelChoice(BaseModel):
+    model_config = _Request
+
+    model: str = Field(
+        min_length=1, description="A model name such as anthropic:claude-sonnet-4-5, or offline."
+    )
 
 
 class PromptRequest(BaseModel):

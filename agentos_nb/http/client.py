@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -53,6 +53,10 @@ from agentos_nb.http.paths import file_path_segments, id_segment, key_segment
 from agentos_nb.http.runtime_files import find_runtime_file
 from agentos_nb.http.transport import LeanTransport
 from agentos_nb.http.values import RemoteObject, decode_value, encode_arguments, remote_value
+from agentos_nb.vm.terminal_models import Terminal
+
+if TYPE_CHECKING:
+    from agentos_nb.vm.handle import VmHandle
 
 DEFAULT_URL = "http://127.0.0.1:6420"
 TOKEN_VARIABLE = "AGENTOS_NB_TOKEN"
@@ -336,6 +340,16 @@ class RemoteActorHandle(ActorReference):
             wait=timeout,
         )
         return _send_result(data)
+
+    async def open_shell(self, *, cols: int = 80, rows: int = 24) -> Terminal:
+        """A VM's interactive shell (as `VmHandle.open_shell`), talking through this handle."""
+        terminal = await self.call("open_shell", cols=cols, rows=rows)
+        return Terminal.model_validate(terminal).bound_to(cast("VmHandle", self))
+
+    async def list_terminals(self) -> list[Terminal]:
+        """A VM's open terminals, each talking through this handle."""
+        terminals = await self.call("list_terminals")
+        return [Terminal.model_validate(t).bound_to(cast("VmHandle", self)) for t in terminals]
 
     async def call(self, action: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call an action; a streaming one gives the list of what it yielded."""

@@ -48,6 +48,13 @@ class Forbidden(HttpError):
     status = 403
 
 
+class PreviewRefused(HttpError):
+    """A preview link that is altered, expired or for another server, or a path it does not open."""
+
+    code = "http.preview_refused"
+    status = 403
+
+
 class RouteNotFound(HttpError):
     code = "http.not_found"
     status = 404
@@ -133,6 +140,12 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.UnknownAgentType.code: 422,
     errors.SessionNotFound.code: 404,
     errors.SessionClosed.code: 409,
+    errors.ProcessNotFound.code: 404,
+    errors.TooManyProcesses.code: 429,
+    errors.ProcessLost.code: 410,
+    errors.McpServerFailed.code: 502,
+    errors.ScheduleNotFound.code: 404,
+    errors.PermissionRequestNotFound.code: 404,
     errors.ModelNotAvailable.code: 422,
     errors.StoreUnusable.code: 503,
 }

@@ -5,7 +5,7 @@ by what they serve (the registry, any actor, agent VMs)."""
 from __future__ import annotations
 
 from agentos_nb.actors.handles import SendResult
-from agentos_nb.http import actor_handlers, registry_handlers, vm_handlers
+from agentos_nb.http import actor_handlers, preview_handlers, registry_handlers, terminal_socket, vm_handlers
 from agentos_nb.http.api_models import (
     ActionCall,
     ActionReply,
@@ -18,6 +18,10 @@ from agentos_nb.http.api_models import (
     EventsQuery,
     ExecRequest,
     Health,
+    ModelChoice,
+    ModeRequest,
+    PermissionAnswer,
+    ProcessOutputQuery,
     PromptRequest,
     SendQuery,
     SessionRequest,
@@ -26,6 +30,7 @@ from agentos_nb.http.api_models import (
 from agentos_nb.http.routing import Route
 from agentos_nb.vm.models import ExecResult
 from agentos_nb.vm.session_models import PromptResult, SessionInfo
+from agentos_nb.vm.terminal_models import TerminalScreen
 
 _ACTOR = "/actors/{name}/{key}"
 _SESSION = _ACTOR + "/sessions/{session_id}"
@@ -230,6 +235,40 @@ ROUTES = [
         per="vm",
     ),
     Route(
+        "POST",
+        _SESSION + "/permissions/{request_id}",
+        "Answer a permission request the session's turn waits on",
+        vm_handlers.respond_permission,
+        scope="sessions",
+        body=PermissionAnswer,
+        status=204,
+        per="vm",
+        description="The request comes as a `permission_request` update (in the prompt's stream and "
+        "as a session.updated event). An `always` answer holds for the rest of the session. A "
+        "request no longer waiting (answered, or cancelled with its turn) is a 404.",
+    ),
+    Route(
+        "POST",
+        _SESSION + "/mode",
+        "Switch a session's mode: default, plan (read-only) or accept_edits",
+        vm_handlers.set_mode,
+        scope="sessions",
+        body=ModeRequest,
+        reply=SessionInfo,
+        per="vm",
+    ),
+    Route(
+        "POST",
+        _SESSION + "/model",
+        "Change a session's model from its next turn",
+        vm_handlers.set_model,
+        scope="sessions",
+        body=ModelChoice,
+        reply=SessionInfo,
+        per="vm",
+        description="A model that cannot be used (an unknown name, no key) is refused now (422).",
+    ),
+    Route(
         "DELETE",
         _SESSION,
         "Close a session",
@@ -237,6 +276,23 @@ ROUTES = [
         scope="sessions",
         status=204,
         per="vm",
+    ),
+    Route(
+        "GET",
+        _ACTOR + "/processes/{pid}/output",
+        "A VM process's output as server-sent events",
+        vm_handlers.process_output,
+        scope="exec",
+        streams=True,
+        query=ProcessOutputQuery,
+        reply="events",
+        stream_events=("output", "exit", "end", "error"),
+        per="vm",
+        description="Events: `output` (data: {pid, stream, data, offset, end, dropped}) for each "
+        "chunk, what is kept of it first (a chunk's `dropped` counts the bytes lost before it), "
+        "then the rest as it comes; `exit` (data: the process's info) once it ends; then `end`. "
+        "Resume with since=<the last chunk's end>. Processes are started, fed and killed with "
+        "the VM's actions: POST .../actions/spawn, write_stdin, close_stdin, kill, wait.",
     ),
     Route(
         "GET",
@@ -251,5 +307,30 @@ ROUTES = [
         description="Each event is named by its type (message.enqueued, session.updated, ...) and "
         "its data is the event as JSON. A reader that falls `buffer` events behind gets "
         "events.dropped with the count lost. The stream ends (`end`) when the registry stops.",
+    ),
+    Route(
+        "GET",
+        terminal_socket.TERMINAL_ROUTE,
+        "A VM's open terminal: its screen, or with `Upgrade: websocket`, the terminal itself",
+        terminal_socket.terminal_screen,
+        scope="actions",
+        upgrades=True,
+        reply=TerminalScreen,
+        per="vm",
+        description="Open one with the `open_shell` action. As a WebSocket, the server sends "
+        '`{"output": ...}` frames (what the terminal writes, escape sequences and all) and the '
+        'client `{"keys": "ls\\r"}` or `{"resize": {"cols": 100, "rows": 30}}`; the socket closes '
+        "when the terminal ends. Cross-origin upgrades are refused.",
+    ),
+    Route(
+        "GET",
+        "/previews/{grant}/{path}",
+        "A VM's file under a preview link's directory (no token: the signed link opens it)",
+        preview_handlers.serve_preview,
+        scope="previews",
+        reply="bytes",
+        description="Links come from `vm.preview_url(path, expires_in=)`. A directory serves its "
+        "index.html, never a listing. An altered or expired link, `..`, an encoded slash, a "
+        "symlink on the way or a missing file is a 403 http.preview_refused.",
     ),
 ]

@@ -78,6 +78,7 @@ class Reply:
     status: int = 200
     body: bytes = b""
     content_type: str | None = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 Handler = Callable[[Request], Awaitable[Reply]]
@@ -96,6 +97,8 @@ class Route:
     streams: bool = False
     drains: bool = True
     """Waited for when the server stops (an event stream is not: it ends when the registry stops)."""
+    upgrades: bool = False
+    """Asked with `Upgrade: websocket`, it is a WebSocket (`terminal_socket.py`), once authorised."""
     body: type[BaseModel] | Literal["json", "bytes"] | None = None
     body_required: bool = True
     query: type[BaseModel] | None = None

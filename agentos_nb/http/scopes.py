@@ -44,9 +44,11 @@ RouteKind = Literal[
     "exec",
     "sessions",
     "events",
+    "previews",
 ]
 """What a route does, as a scope grants it. `health` is public; `read` is the API document,
-the list of actors and an actor's identity; `create` makes an actor (PUT or POST on it)."""
+the list of actors and an actor's identity; `create` makes an actor (PUT or POST on it);
+`previews` serves a VM's files to whoever holds a signed preview link (`previews.py`)."""
 
 ROUTE_KINDS: tuple[RouteKind, ...] = get_args(RouteKind)
 

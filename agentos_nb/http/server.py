@@ -29,6 +29,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.httpserver import HTTPServer as TornadoServer
 from tornado.iostream import StreamClosedError
 from tornado.netutil import bind_sockets
+from tornado.web import Application
 
 from agentos_nb.errors import AgentOSError
 from agentos_nb.http import sse
@@ -58,6 +59,7 @@ from agentos_nb.http.scopes import (
     scoped_tokens,
     signed_webhooks,
 )
+from agentos_nb.http.terminal_socket import socket_application
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine
@@ -138,6 +140,8 @@ class HttpServer:
         self.closed = asyncio.Event()
         """Set once the server has closed (the registry stopped)."""
         self.api: Api | None = None
+        self.sockets: Application | None = None
+        """Where authorised WebSocket upgrades go (`terminal_socket.py`)."""
         self.info: ServerInfo | None = None
 
     def start(self) -> ServerInfo:
@@ -155,6 +159,7 @@ class HttpServer:
                 sock.close()
             raise
         self.api = Api(self.registry, lambda: json_bytes(build_document(self.registry, ROUTES, url=url)))
+        self.sockets = socket_application(self.api)
         self._tornado = TornadoServer(
             _Connections(self),
             idle_connection_timeout=HEADER_SECONDS,
@@ -245,15 +250,18 @@ class _Connections(httputil.HTTPServerConnectionDelegate):
         self._server = server
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> _Exchange:
-        return _Exchange(self._server, request_conn)  # type: ignore[arg-type]
+        return _Exchange(self._server, request_conn, server_conn)  # type: ignore[arg-type]
 
 
 class _Exchange(httputil.HTTPMessageDelegate):
     """One request and its reply: matched against the route table, checked, handed to its handler."""
 
-    def __init__(self, server: HttpServer, connection: HTTP1Connection) -> None:
+    def __init__(self, server: HttpServer, connection: HTTP1Connection, server_conn: object) -> None:
         self._server = server
         self._connection = connection
+        self._server_conn = server_conn
+        self._socket: httputil.HTTPMessageDelegate | None = None
+        """Tornado's WebSocket code, once an authorised upgrade has handed the request to it."""
         self._method = ""
         self._path = ""
         self._query = ""
@@ -297,6 +305,14 @@ class _Exchange(httputil.HTTPMessageDelegate):
         except HttpError as refusal:
             self._refusal = refusal  # answered once the request is read, so the connection stays usable
             return
+        if (
+            route.upgrades
+            and headers.get("Upgrade", "").lower() == "websocket"
+            and server.sockets is not None
+        ):
+            self._socket = server.sockets.start_request(self._server_conn, self._connection)
+            self._socket.headers_received(start_line, headers)
+            return
         declared = headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > server.max_body_bytes:
             too_large = BodyTooLarge(f"the body is {declared} bytes; the limit is {server.max_body_bytes}")
@@ -309,7 +325,10 @@ class _Exchange(httputil.HTTPMessageDelegate):
 
     def _authorize(self, route: Route, params: dict[str, str], headers: httputil.HTTPHeaders) -> None:
         """A full token opens everything, a scoped one its scope; a post to a webhook's queue
-        without a token waits for its body, whose signature `finish` checks."""
+        without a token waits for its body, whose signature `finish` checks. A preview link's
+        signature is its capability, whatever token comes with it: its handler checks it."""
+        if route.scope == "previews":
+            return
         server = self._server
         authorization = headers.get("Authorization")
         who = identify(authorization, server.token, server.tokens)
@@ -326,6 +345,9 @@ class _Exchange(httputil.HTTPMessageDelegate):
             self._signature = (headers.get(SIGNATURE_HEADER), headers.get(TIMESTAMP_HEADER))
 
     def data_received(self, chunk: bytes) -> None:
+        if self._socket is not None:
+            self._socket.data_received(chunk)
+            return
         if self._refusal is not None or self._answered:
             return  # dropped: the request is refused once its body has arrived
         self._size += len(chunk)
@@ -336,6 +358,9 @@ class _Exchange(httputil.HTTPMessageDelegate):
             self._chunks.append(chunk)
 
     def finish(self) -> None:
+        if self._socket is not None:
+            self._socket.finish()
+            return
         if self._answered:
             return
         if self._refusal is not None:
@@ -359,6 +384,8 @@ class _Exchange(httputil.HTTPMessageDelegate):
         run to their end: what they do is not undone by the caller leaving."""
         if self._stream_task is not None:
             self._stream_task.cancel()
+        if self._socket is not None:
+            self._socket.on_connection_close()
 
     async def _serve(self) -> None:
         route = self._route
@@ -419,7 +446,7 @@ class _Exchange(httputil.HTTPMessageDelegate):
 
     def _answer(self, reply: Reply, headers: dict[str, str] | None = None) -> None:
         self._answered = True
-        fields = httputil.HTTPHeaders(headers or {})
+        fields = httputil.HTTPHeaders({**reply.headers, **(headers or {})})
         if reply.content_type is not None:
             fields["Content-Type"] = reply.content_type
         if reply.status != 204:

@@ -19,8 +19,10 @@ from pydantic import BaseModel, TypeAdapter
 
 from agentos_nb.actors.handles import DeadLetter, SendResult
 from agentos_nb.errors import ValidationError
+from agentos_nb.vm.cron import CronRun, CronSchedule
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
 from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate, Usage
+from agentos_nb.vm.terminal_models import Terminal, TerminalOutput, TerminalScreen
 
 Encoding = Literal["json", "base64"]
 
@@ -38,6 +40,11 @@ _OWN_MODELS: tuple[type[BaseModel], ...] = (
     Usage,
     SendResult,
     DeadLetter,
+    CronSchedule,
+    CronRun,
+    Terminal,
+    TerminalScreen,
+    TerminalOutput,
     *_UPDATES,
 )
 KNOWN_MODELS: dict[str, type[BaseModel]] = {model.__name__: model for model in _OWN_MODELS}

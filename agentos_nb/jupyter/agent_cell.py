@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,11 +23,14 @@ from agentos_nb.actors.deadlines import TimeLimit, TimeLimitReached
 from agentos_nb.actors.handles import ActorHandle
 from agentos_nb.errors import SessionNotFound
 from agentos_nb.jupyter import displays
+from agentos_nb.jupyter.permission_buttons import PermissionButtons, Respond
 from agentos_nb.jupyter.transcript import TranscriptItem, transcript_items
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
     Notice,
+    PermissionRequest,
+    PermissionResponse,
     PromptResult,
     SessionInfo,
     SessionUpdate,
@@ -92,6 +96,9 @@ class LiveTurn:
         if self.stopped is not None:
             return f"{self.stopped}: cancelled", displays.WARN
         if ended is None:
+            answered = {u.request_id for u in self.updates if isinstance(u, PermissionResponse)}
+            if any(isinstance(u, PermissionRequest) and u.request_id not in answered for u in self.updates):
+                return "waiting for your answer", displays.WARN
             return "running…", displays.INFO
         return ended.stop_reason, displays.STOP_COLORS.get(ended.stop_reason, displays.BAD)
 
@@ -135,6 +142,8 @@ class LiveTurn:
 class TurnSink(Protocol):
     def start(self, turn: LiveTurn) -> None: ...
     def changed(self) -> None: ...
+    def ask(self, request: PermissionRequest, respond: Respond) -> None: ...
+    def answered(self, response: PermissionResponse) -> None: ...
     def close(self) -> None: ...
 
 
@@ -149,6 +158,8 @@ class DisplaySink:
         self._turn: LiveTurn | None = None
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.asks: dict[str, PermissionButtons] = {}
+        """The permission requests shown, each with its buttons, by request id."""
 
     def start(self, turn: LiveTurn) -> None:
         self._turn = turn
@@ -167,9 +178,21 @@ class DisplaySink:
         else:
             self._timer = self._loop.call_later(wait, self._draw)
 
+    def ask(self, request: PermissionRequest, respond: Respond) -> None:
+        """Buttons that answer the request, below the transcript."""
+        buttons = self.asks[request.request_id] = PermissionButtons(request, respond)
+        display(buttons)
+
+    def answered(self, response: PermissionResponse) -> None:
+        buttons = self.asks.get(response.request_id)
+        if buttons is not None:
+            buttons.answered(response)
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        for buttons in self.asks.values():  # the turn is over: what it waited on was cancelled
+            buttons.ended()
         self._draw()
 
     def _draw(self) -> None:
@@ -193,6 +216,17 @@ class LineSink:
     def start(self, turn: LiveTurn) -> None:
         self._turn = turn
         _line(" · ".join(turn.heading()))
+
+    def ask(self, request: PermissionRequest, respond: Respond) -> None:
+        """A terminal has no buttons: how to answer from code."""
+        session_id = self._turn.session.session_id if self._turn else ""
+        _line(
+            f"  [permission] {request.tool_call.title}: the turn waits; answer with "
+            f"await vm.respond_permission({session_id!r}, {request.request_id!r}, 'allow_once')"
+        )
+
+    def answered(self, response: PermissionResponse) -> None:
+        return None  # its line comes with the transcript
 
     def changed(self) -> None:
         assert self._turn is not None
@@ -286,6 +320,12 @@ async def run_turn(vm: ActorHandle, turn: LiveTurn, prompt: str, sink: TurnSink)
             ):
                 async for update in updates:
                     turn.add(update)
+                    if isinstance(update, PermissionRequest):
+                        sink.ask(
+                            update, functools.partial(vm.respond_permission, session_id, update.request_id)
+                        )
+                    elif isinstance(update, PermissionResponse):
+                        sink.answered(update)
                     sink.changed()
         except asyncio.CancelledError:
             turn.stopped = "interrupted"

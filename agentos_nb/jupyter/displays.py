@@ -19,12 +19,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from agentos_nb.actors.handles import ActorHandle, SendResult
-from agentos_nb.jupyter.transcript import TranscriptItem
+from agentos_nb.jupyter.markdown_html import markdown_html
+from agentos_nb.jupyter.transcript import PERMISSION_ENDINGS, TranscriptItem
 from agentos_nb.vm.models import DirEntry, ExecResult
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
+    CurrentModeUpdate,
     Notice,
+    PermissionRequest,
+    PermissionResponse,
     PromptResult,
     SessionInfo,
     SessionUpdate,
@@ -216,6 +220,12 @@ def update_text(update: SessionUpdate) -> str:
         return f"{head} {update.status}: {(update.raw_output or '').strip()[:200]!r}"
     if isinstance(update, Notice):
         return f"{head} {update.level}: {update.text}"
+    if isinstance(update, PermissionRequest):
+        return f"{head} {update.request_id}: {update.tool_call.title}"
+    if isinstance(update, PermissionResponse):
+        return f"{head} {update.request_id}: {update.option_id or update.outcome}"
+    if isinstance(update, CurrentModeUpdate):
+        return f"{head} {update.current_mode_id}"
     return f"{head} {update.stop_reason}{f': {update.error}' if update.error else ''}"
 
 
@@ -246,7 +256,7 @@ def transcript_html(items: Sequence[TranscriptItem]) -> str:
         if item.kind == "user":
             parts.append(f'<div style="color:{MUTED};white-space:pre-wrap">› {esc(clip(item.text))}</div>')
         elif item.kind == "agent":
-            parts.append(f'<div style="white-space:pre-wrap;margin:2px 0">{esc(item.text)}</div>')
+            parts.append(f'<div style="margin:2px 0">{markdown_html(item.text)}</div>')
         elif item.kind == "thought":
             parts.append(
                 f'<div style="color:{MUTED};font-style:italic;white-space:pre-wrap">{esc(item.text)}</div>'
@@ -257,6 +267,11 @@ def transcript_html(items: Sequence[TranscriptItem]) -> str:
             summary = f'<span style="color:{color}">{mark}</span> <code>{title}</code>'
             shown = item.output or as_json(item.input)
             parts.append(f"<details><summary>{summary}</summary>{pre(clip(shown))}</details>")
+        elif item.kind == "permission":
+            answer = PERMISSION_ENDINGS.get(item.status, "waiting for your answer")
+            color = WARN if item.status == "waiting" else MUTED
+            title = f"<code>{esc(item.title)}</code>"
+            parts.append(f'<div style="color:{color}">permission for {title}: {esc(answer)}</div>')
         elif item.kind == "notice":
             parts.append(f'<div style="color:{LEVEL_COLORS.get(item.status, INFO)}">{esc(item.text)}</div>')
     return "".join(parts)
@@ -273,6 +288,9 @@ def transcript_text(items: Sequence[TranscriptItem]) -> str:
         elif item.kind == "tool":
             status = item.status if item.status in TOOL_MARKS else "running"
             lines.append(f"  [{status}] {item.title or 'tool call'}")
+        elif item.kind == "permission":
+            answer = PERMISSION_ENDINGS.get(item.status, "waiting for an answer")
+            lines.append(f"  [permission {item.detail}] {item.title}: {answer}")
         elif item.kind == "notice":
             lines.append(f"  ({item.status}) {item.text}")
     return "\n".join(lines)

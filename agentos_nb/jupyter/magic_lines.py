@@ -28,6 +28,7 @@ SUBCOMMAND_USAGE = {
     "ls": "%agentos ls ACTOR[/KEY] [PATH] [--registry NAME]",
     "cat": "%agentos cat ACTOR[/KEY] PATH [--registry NAME]",
     "send": "%agentos send ACTOR[/KEY] QUEUE [--wait] [--timeout S] [--registry NAME] JSON",
+    "shell": "%agentos shell ACTOR [KEY] [--cols N] [--rows N] [--registry NAME]",
 }
 AGENTOS_USAGE = "\n".join(SUBCOMMAND_USAGE.values())
 
@@ -105,7 +106,19 @@ class SendLine(BaseModel):
     registry: str | None = None
 
 
-AgentosLine = DashboardLine | ListLine | CatLine | SendLine
+class ShellLine(BaseModel):
+    """`%agentos shell`: a terminal widget on a VM (the size is checked when it opens)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    command: Literal["shell"] = "shell"
+    target: Target
+    cols: int = 80
+    rows: int = 24
+    registry: str | None = None
+
+
+AgentosLine = DashboardLine | ListLine | CatLine | SendLine | ShellLine
 
 
 class _Parser(argparse.ArgumentParser):
@@ -197,6 +210,8 @@ def parse_agentos_line(line: str) -> AgentosLine:
         return CatLine(target=target, path=args.path, registry=args.registry)
     if command == "send":
         return _parse_send(rest)
+    if command == "shell":
+        return _parse_shell(rest)
     known = ", ".join(SUBCOMMAND_USAGE)
     what = f"unknown subcommand {command!r}" if command else "a subcommand is needed"
     raise UsageError(f"{what} (one of: {known})\nUsage:\n{AGENTOS_USAGE}")
@@ -224,6 +239,23 @@ def _parse_send(rest: str) -> SendLine:
         timeout=args.timeout,
         registry=args.registry,
     )
+
+
+def _parse_shell(rest: str) -> ShellLine:
+    usage = SUBCOMMAND_USAGE["shell"]
+    parser = _Parser(usage)
+    parser.add_argument("actor", metavar="ACTOR")
+    parser.add_argument("key", metavar="KEY", nargs="?")
+    parser.add_argument("--cols", metavar="N", type=int, default=80)
+    parser.add_argument("--rows", metavar="N", type=int, default=24)
+    parser.add_argument("--registry", metavar="NAME")
+    args = parser.parse_args(_split(rest, usage))
+    target = parse_target(args.actor, usage)
+    if args.key is not None:
+        if target.key:
+            parser.error(f"the key is given twice: {args.actor!r} and {args.key!r}")
+        target = parse_target(f"{target.actor}/{args.key}", usage)
+    return ShellLine(target=target, cols=args.cols, rows=args.rows, registry=args.registry)
 
 
 def _words_then_rest(text: str, *, positionals: int, valued: set[str], usage: str) -> tuple[list[str], str]:

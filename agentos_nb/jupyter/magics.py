@@ -33,20 +33,24 @@ from agentos_nb.jupyter import displays
 from agentos_nb.jupyter.agent_cell import LiveTurn, SessionMemory, run_turn, sink_for, updatable
 from agentos_nb.jupyter.magic_lines import (
     AGENT_USAGE,
+    SUBCOMMAND_USAGE,
     AgentLine,
     AgentosLine,
     CatLine,
     DashboardLine,
     ListLine,
     SendLine,
+    ShellLine,
     Target,
     parse_agent_line,
     parse_agentos_line,
 )
+from agentos_nb.vm.handle import LocalVmHandle
 from agentos_nb.vm.session_models import PromptResult
 
 if TYPE_CHECKING:
     from agentos_nb.jupyter.dashboard import Dashboard
+    from agentos_nb.jupyter.terminal_widget import TerminalWidget
 
 VM_ACTION = "stream_prompt"
 """An actor type with this action is an agent VM (made with `agent_os`)."""
@@ -69,6 +73,7 @@ class AgentosMagics(Magics):
         self.sessions = SessionMemory()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.dashboards: list[Dashboard] = []
+        self.terminals: list[TerminalWidget] = []
 
     # --- the magics --------------------------------------------------------------------------
 
@@ -104,12 +109,16 @@ class AgentosMagics(Magics):
             %agentos cat ACTOR[/KEY] PATH             a VM's file
             %agentos send ACTOR[/KEY] QUEUE [--wait] [--timeout S] JSON
                                                       send a message; JSON runs to the end of the line
+            %agentos shell ACTOR [KEY] [--cols N] [--rows N]
+                                                      a terminal on a VM, to type into
 
         Each takes --registry NAME (default: the registry started last).
         """
         registry, parsed = self._agentos_request(line)
         if isinstance(parsed, DashboardLine):  # made at once: a dashboard needs no waiting
             return self._dashboard(registry, parsed)
+        if isinstance(parsed, ShellLine):  # made at once: the widget opens its shell itself
+            return self._terminal(registry, parsed)
         return self._in_background(
             lambda shown: _into(shown, self._agentos(registry, parsed)), f"%agentos {line}"
         )
@@ -136,7 +145,7 @@ class AgentosMagics(Magics):
     def _agentos_request(self, line: str) -> tuple[Registry, AgentosLine]:
         parsed = parse_agentos_line(line)
         registry = pick_registry(parsed.registry)
-        if isinstance(parsed, ListLine | CatLine):
+        if isinstance(parsed, ListLine | CatLine | ShellLine):
             vm_type(registry, parsed.target)
         elif isinstance(parsed, SendLine):
             actor_type(registry, parsed.target)
@@ -171,6 +180,8 @@ class AgentosMagics(Magics):
     async def _agentos(self, registry: Registry, line: AgentosLine) -> Any:
         if isinstance(line, DashboardLine):
             return self._dashboard(registry, line)
+        if isinstance(line, ShellLine):
+            return self._terminal(registry, line)
         accessor = registry.client()[line.target.actor]
         with runtime_errors():
             if isinstance(line, ListLine):
@@ -182,6 +193,18 @@ class AgentosMagics(Magics):
             # A send creates its actor, as `client.NAME.get_or_create(key).send(...)` does.
             handle: ActorHandle = accessor.get_or_create(line.target.key)
             return await handle.send(line.queue, line.body, wait=line.wait, timeout=line.timeout)
+
+    def _terminal(self, registry: Registry, line: ShellLine) -> TerminalWidget:
+        from agentos_nb.jupyter.terminal_widget import TerminalWidget  # widgets load only when asked for
+
+        vm = registry.client()[line.target.actor].get_or_create(line.target.key)
+        assert isinstance(vm, LocalVmHandle)  # vm_type checked it is a VM
+        try:
+            terminal = TerminalWidget(vm, cols=line.cols, rows=line.rows)
+        except ValueError as error:
+            raise UsageError(f"{error}\nUsage: {SUBCOMMAND_USAGE['shell']}") from None
+        self.terminals = [*(kept for kept in self.terminals if kept.comm is not None), terminal]
+        return terminal
 
     def _dashboard(self, registry: Registry, line: DashboardLine) -> Dashboard:
         from agentos_nb.jupyter.dashboard import Dashboard  # widgets load only when asked for
@@ -229,6 +252,9 @@ class AgentosMagics(Magics):
         for dashboard in self.dashboards:
             dashboard.close()
         self.dashboards.clear()
+        for terminal in self.terminals:
+            terminal.close()
+        self.terminals.clear()
 
 
 async def _into(shown: DisplayHandle | None, work: Coroutine[Any, Any, Any]) -> Any:

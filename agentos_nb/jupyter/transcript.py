@@ -8,11 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from agentos_nb.jupyter.wording import counted
 from agentos_nb.vm.session_models import (
     AgentMessageChunk,
     AgentThoughtChunk,
+    CurrentModeUpdate,
     DiffContent,
     Notice,
+    PermissionRequest,
+    PermissionResponse,
     SessionUpdate,
     ToolCall,
     ToolCallUpdate,
@@ -20,7 +24,16 @@ from agentos_nb.vm.session_models import (
     UserMessageChunk,
 )
 
-ItemKind = Literal["user", "agent", "thought", "tool", "notice", "turn"]
+ItemKind = Literal["user", "agent", "thought", "tool", "permission", "notice", "turn"]
+
+PERMISSION_ENDINGS = {
+    "allow_once": "allowed once",
+    "allow_always": "allowed for this session",
+    "reject_once": "rejected",
+    "reject_always": "rejected for this session",
+    "cancelled": "cancelled with the turn",
+}
+"""How an answered permission request reads."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +44,8 @@ class TranscriptItem:
     text: str = ""
     title: str = ""
     status: str = ""
-    """A tool call's status, a notice's level, or a turn's stop reason."""
+    """A tool call's status, a notice's level, a turn's stop reason, or a permission request's
+    answer (`waiting` until it has one)."""
     tool_kind: str = ""
     input: object = None
     output: str = ""
@@ -51,6 +65,7 @@ CHUNK_KINDS: dict[type, ItemKind] = {
 def transcript_items(updates: Sequence[SessionUpdate]) -> list[TranscriptItem]:
     items: list[TranscriptItem] = []
     tools: dict[str, int] = {}  # tool call id -> index in items
+    permissions: dict[str, int] = {}  # request id -> index in items
     for update in updates:
         kind = CHUNK_KINDS.get(type(update))
         if kind is not None:
@@ -89,6 +104,34 @@ def transcript_items(updates: Sequence[SessionUpdate]) -> list[TranscriptItem]:
                 output=_output(update) or item.output,
                 duration=max(update.at - item.started, 0.0) if item.started else None,
             )
+        elif isinstance(update, PermissionRequest):
+            permissions[update.request_id] = len(items)
+            items.append(
+                TranscriptItem(
+                    key=f"perm-{update.request_id}",
+                    kind="permission",
+                    title=update.tool_call.title,
+                    status="waiting",
+                    tool_kind=update.tool_call.kind,
+                    input=update.tool_call.raw_input,
+                    detail=update.request_id,
+                    started=update.at,
+                )
+            )
+        elif isinstance(update, PermissionResponse):
+            index = permissions.get(update.request_id)
+            if index is not None:
+                answer = update.option_id if update.outcome == "selected" else "cancelled"
+                items[index] = replace(items[index], status=answer or "cancelled")
+        elif isinstance(update, CurrentModeUpdate):
+            items.append(
+                TranscriptItem(
+                    key=f"seq-{update.seq}",
+                    kind="notice",
+                    text=f"mode: {update.current_mode_id}",
+                    status="info",
+                )
+            )
         elif isinstance(update, Notice):
             items.append(
                 TranscriptItem(key=f"seq-{update.seq}", kind="notice", text=update.text, status=update.level)
@@ -96,7 +139,7 @@ def transcript_items(updates: Sequence[SessionUpdate]) -> list[TranscriptItem]:
         elif isinstance(update, TurnEnded):
             usage = update.usage
             detail = (
-                f"{usage.requests} model requests · {usage.tool_calls} tool calls · "
+                f"{counted(usage.requests, 'model request')} · {counted(usage.tool_calls, 'tool call')} · "
                 f"{usage.input_tokens:,} tokens in, {usage.output_tokens:,} out"
             )
             items.append(

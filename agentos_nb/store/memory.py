@@ -133,6 +133,16 @@ class MemoryStore(Store):
         for record in records[len(acknowledged) :]:
             _mark_leased(record)
 
+    @override
+    async def unlease(self, message_ids: Sequence[int]) -> None:
+        records = [self._live_record(message_id) for message_id in message_ids]
+        for record in records:
+            if record.status != "leased":
+                raise MessageNotFound(f"message {record.message_id} is not leased")
+        for record in records:
+            record.status = "pending"
+            record.attempt -= 1
+
     def _settle_completed(self, message_id: int, response: bytes | None) -> None:
         record = self._take_live(message_id)
         record.status = "completed"

@@ -151,6 +151,11 @@ class Store(Protocol):
         `MessageNotFound`, changing nothing. A consumer moving on to its next message costs one
         transaction, not two."""
 
+    def unlease(self, message_ids: Sequence[int]) -> Awaitable[None]:
+        """Puts leased messages that were never handed to a consumer (leased ahead of need) back
+        to pending, taking back the attempt their lease counted, in one transaction. All or
+        none: one that is not leased raises `MessageNotFound`, changing nothing."""
+
     async def replay(self, message_id: int) -> MessageRecord:
         """Moves a dead letter back to pending at the tail, attempts reset; returns it."""
 

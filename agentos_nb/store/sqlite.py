@@ -324,6 +324,22 @@ class SqliteStore(Store):
         return self._submit(acknowledge_and_lease)
 
     @override
+    def unlease(self, message_ids: Sequence[int]) -> asyncio.Future[None]:
+        message_ids = tuple(message_ids)
+
+        def unlease(db: sqlite3.Connection) -> None:
+            for message_id in message_ids:
+                cursor = db.execute(
+                    "UPDATE messages SET status = 'pending', attempt = attempt - 1 "
+                    "WHERE message_id = ? AND status = 'leased'",
+                    (message_id,),
+                )
+                if cursor.rowcount == 0:
+                    raise MessageNotFound(f"message {message_id} is not leased")
+
+        return self._submit(unlease)
+
+    @override
     def dead_letter(self, message_id: int, error: str, *, state: bytes | None = None) -> asyncio.Future[None]:
         def dead_letter(db: sqlite3.Connection) -> None:
             _write_state_of(db, message_id, state)

@@ -9,6 +9,7 @@ the files of the very VM whose command is waiting on that tool.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,13 +18,25 @@ import pydantic
 from agentos_nb.actors.context import ActorContext
 from agentos_nb.actors.definition import ActorDefinition, ActorOptions, actor
 from agentos_nb.errors import InvalidDefinition
+from agentos_nb.vm.cron import CronExec, CronPrompt, CronRun, CronSchedule, MissedRuns
 from agentos_nb.vm.files import Content
 from agentos_nb.vm.handle import LocalVmHandle
 from agentos_nb.vm.machine import FILESYSTEM_BLOB, SESSIONS_BLOB, AgentVm, vm_spec
+from agentos_nb.vm.mcp_servers import McpServer
 from agentos_nb.vm.models import DirEntry, ExecResult, FileRead, FileStat, FileWrite
-from agentos_nb.vm.session_models import AgentTypeInfo, PromptResult, SessionInfo, SessionUpdate
+from agentos_nb.vm.mounts import Mount, check_vm_paths, resolve_mounts, resolve_roots
+from agentos_nb.vm.network import Network
+from agentos_nb.vm.process_actions import PROCESS_ACTIONS
+from agentos_nb.vm.session_models import (
+    AgentTypeInfo,
+    PermissionPolicy,
+    PromptResult,
+    SessionInfo,
+    SessionUpdate,
+)
 from agentos_nb.vm.shell import HOME, ShellLimits
 from agentos_nb.vm.software import SoftwarePackage, install_all
+from agentos_nb.vm.terminal_models import Terminal, TerminalOutput, TerminalScreen
 from agentos_nb.vm.toolkits import Toolkit
 
 # A VM's calls are long (commands, agent turns): each limits itself, not the actor's default.
@@ -40,6 +53,9 @@ def agent_os(
     snapshot_every: float | None = 2.0,
     hosts: int | None = 2,
     memory_limit: int = 2 * 1024**3,
+    mounts: Sequence[Mount] = (),
+    mount_roots: Sequence[str | os.PathLike[str]] = (),
+    network: Network | None = None,
 ) -> ActorDefinition:
     """An agent VM type: a sandboxed bash over an in-memory filesystem, with `software`
     installed and the host `toolkits` callable as `agentos-<name>` commands.
@@ -50,7 +66,14 @@ def agent_os(
 
     VMs run in host processes, never in the kernel: the VMs of this type share `hosts` of
     them, or with `hosts=None` each VM has its own. A host may use `memory_limit` bytes of
-    address space; one that dies takes its VMs back to their last snapshot."""
+    address space; one that dies takes its VMs back to their last snapshot.
+
+    `mounts` (made with `mount(...)`) show host directories inside, read-only unless said
+    otherwise; each must lie under one of `mount_roots`, the host's allow-list (none by
+    default: nothing is mountable). Their files stay on the host, out of snapshots.
+
+    `network` (made with `network(...)`) lets the VM's `curl`, `wget` and `http` reach the URLs
+    it allows, with its credentials added by the host on the way out; without it, none."""
     kits = tuple(toolkits)
     for kit in kits:
         if not isinstance(kit, Toolkit):
@@ -72,6 +95,9 @@ def agent_os(
         raise InvalidDefinition(f"hosts must be a positive number of processes or None, not {hosts!r}")
     if not (isinstance(memory_limit, int) and memory_limit >= 256 * 1024**2):
         raise InvalidDefinition(f"memory_limit must be at least 256 MiB, in bytes, not {memory_limit!r}")
+    if network is not None and not isinstance(network, Network):
+        raise InvalidDefinition(f"network must be made with network(...), not {network!r}")
+    placed, real_roots = _placed_mounts(mounts, mount_roots)
     spec = vm_spec(
         install_all(list(software)),
         kits,
@@ -80,7 +106,14 @@ def agent_os(
         snapshot_every,
         hosts=hosts,
         memory_limit=memory_limit,
+        mounts=placed,
+        mount_roots=real_roots,
+        network=network,
     )
+    try:
+        check_vm_paths(placed, {HOME} | spec.laid_down)
+    except ValueError as error:
+        raise InvalidDefinition(str(error)) from None
     if isinstance(options, ActorOptions):
         options = options.model_dump(exclude_unset=True)
     definition = actor(
@@ -92,6 +125,23 @@ def agent_os(
         options={**_VM_OPTIONS, **(options or {})},
     )
     return dataclasses.replace(definition, handle_class=LocalVmHandle)
+
+
+def _placed_mounts(
+    mounts: Sequence[Mount], roots: Sequence[str | os.PathLike[str]]
+) -> tuple[tuple[Mount, ...], tuple[str, ...]]:
+    """The mounts with their host paths made real, checked against the allow-list `roots`, and
+    the roots made real."""
+    for item in mounts:
+        if not isinstance(item, Mount):
+            raise InvalidDefinition(f"mounts must be made with mount(...), not {item!r}")
+    try:
+        real_roots = resolve_roots(roots)
+        return resolve_mounts(list(mounts), real_roots), real_roots
+    except OSError as error:
+        raise InvalidDefinition(f"{error.strerror}: {error.filename}") from None
+    except ValueError as error:
+        raise InvalidDefinition(str(error)) from None
 
 
 def is_vm(definition: ActorDefinition) -> bool:
@@ -221,16 +271,28 @@ async def create_session(
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     additional_instructions: str | None = None,
+    permissions: PermissionPolicy | Sequence[str] | None = None,
+    mcp_servers: Sequence[McpServer] | None = None,
 ) -> SessionInfo:
     """Start a conversation with an agent of `agent_type` in this VM.
 
     `model` is a pydantic-ai model or model name; without one, `ANTHROPIC_API_KEY` or
     `OPENAI_API_KEY` (in `env`, then the host's environment) picks a provider, and with
     neither the offline model answers. `env` holds keys and settings for the model client on
-    the host: none of it enters the VM.
+    the host: none of it enters the VM. `permissions` names the tools the session asks the
+    user about before using (`["write", "edit", "host:review.submit"]`); without it, the
+    agent type's own policy applies (by default, none: nothing asks). `mcp_servers`
+    (`McpStdioServer`, `McpHttpServer`) are connected on the host, and their tools offered
+    beside the agent's own, as `SERVER__TOOL`.
     """
     return await _vm(c).sessions.create(
-        agent_type, model=model, env=env, cwd=cwd, additional_instructions=additional_instructions
+        agent_type,
+        model=model,
+        env=env,
+        cwd=cwd,
+        additional_instructions=additional_instructions,
+        permissions=permissions,
+        mcp_servers=mcp_servers,
     )
 
 
@@ -250,6 +312,24 @@ async def stream_prompt(c: ActorContext, session_id: str, text: str) -> AsyncIte
 async def cancel_prompt(c: ActorContext, session_id: str) -> bool:
     """Stop the running turn; returns once it has stopped (True), or False if none was running."""
     return await _vm(c).sessions.cancel(session_id)
+
+
+async def respond_permission(c: ActorContext, session_id: str, request_id: str, option: str) -> None:
+    """Answer a permission request the session's turn waits on, with `allow_once`,
+    `allow_always`, `reject_once` or `reject_always`; "always" holds for the session."""
+    _vm(c).sessions.respond_permission(session_id, request_id, option)
+
+
+async def set_mode(c: ActorContext, session_id: str, mode: str) -> SessionInfo:
+    """Switch the session to `default`, `plan` (read-only) or `accept_edits` (write and edit
+    never ask); the next tool call follows it."""
+    return _vm(c).sessions.set_mode(session_id, mode)
+
+
+async def set_model(c: ActorContext, session_id: str, model: Any) -> SessionInfo:
+    """Use `model` (a pydantic-ai model or model name) from the session's next turn on, with
+    the conversation so far; one that cannot be used is refused now."""
+    return await _vm(c).sessions.set_model(session_id, model)
 
 
 async def close_session(c: ActorContext, session_id: str) -> None:
@@ -277,6 +357,75 @@ async def list_agents(c: ActorContext) -> list[AgentTypeInfo]:
     return _vm(c).sessions.agent_types()
 
 
+async def schedule_cron(
+    c: ActorContext,
+    expression: str,
+    action: CronPrompt | CronExec,
+    *,
+    timezone: str = "UTC",
+    missed: MissedRuns = "skip",
+) -> CronSchedule:
+    """Run `action` (a `CronPrompt` or a `CronExec`) whenever the cron `expression` matches
+    in `timezone`. Kept in the store: it wakes the VM, and outlives a restart; a run missed
+    while the kernel was down is skipped, or with `missed="run_once"` run once on the restart."""
+    return await _vm(c).cron.add(expression, action, timezone=timezone, missed=missed)
+
+
+async def list_schedules(c: ActorContext) -> list[CronSchedule]:
+    """The VM's cron schedules, the next to run first, each with its last run."""
+    return await _vm(c).cron.list()
+
+
+async def cancel_schedule(c: ActorContext, schedule_id: str) -> None:
+    """Stop and forget a cron schedule; raises `ScheduleNotFound` for one this VM lacks."""
+    await _vm(c).cron.cancel(schedule_id)
+
+
+async def run_schedule(
+    c: ActorContext, schedule_id: str, *, planned_at: float | None = None, token: str | None = None
+) -> CronRun | None:
+    """Run a cron schedule's action now, and return how it went; its next run stays as planned.
+    (Its timer calls this with `planned_at` and `token` when a run comes due.)"""
+    return await _vm(c).cron.run(schedule_id, planned_at, token)
+
+
+async def open_shell(c: ActorContext, *, cols: int = 80, rows: int = 24) -> Terminal:
+    """An interactive shell on a terminal of this size, in the home directory."""
+    return await _vm(c).terminals.open(rows=rows, cols=cols)
+
+
+async def terminal_send(c: ActorContext, terminal_id: str, keys: str) -> None:
+    """Type `keys` into the terminal, raw ("\\r" is Enter, "\\x03" Ctrl-C)."""
+    await _vm(c).terminals.send(terminal_id, keys)
+
+
+async def terminal_screen(c: ActorContext, terminal_id: str) -> TerminalScreen:
+    """What the terminal shows now, as text, with the cursor."""
+    return await _vm(c).terminals.screen(terminal_id)
+
+
+async def terminal_output(c: ActorContext, terminal_id: str) -> AsyncIterator[TerminalOutput]:
+    """What the terminal wrote (as much as is kept) and writes, escape sequences and all,
+    until it closes."""
+    async for chunk in _vm(c).terminals.output(terminal_id):
+        yield chunk
+
+
+async def resize_terminal(c: ActorContext, terminal_id: str, *, cols: int, rows: int) -> None:
+    """Change the terminal's size; a full-screen program redraws."""
+    await _vm(c).terminals.resize(terminal_id, rows=rows, cols=cols)
+
+
+async def close_terminal(c: ActorContext, terminal_id: str) -> None:
+    """End the terminal's shell; closing a closed terminal does nothing."""
+    await _vm(c).terminals.close(terminal_id)
+
+
+async def list_terminals(c: ActorContext) -> list[Terminal]:
+    """The VM's open terminals."""
+    return _vm(c).terminals.list()
+
+
 _ACTIONS: dict[str, Callable[..., Any]] = {
     "read_file": read_file,
     "write_file": write_file,
@@ -294,9 +443,24 @@ _ACTIONS: dict[str, Callable[..., Any]] = {
     "send_prompt": send_prompt,
     "stream_prompt": stream_prompt,
     "cancel_prompt": cancel_prompt,
+    "respond_permission": respond_permission,
+    "set_mode": set_mode,
+    "set_model": set_model,
     "close_session": close_session,
     "list_sessions": list_sessions,
     "get_session": get_session,
     "get_session_events": get_session_events,
     "list_agents": list_agents,
+    "schedule_cron": schedule_cron,
+    "list_schedules": list_schedules,
+    "cancel_schedule": cancel_schedule,
+    "run_schedule": run_schedule,
+    "open_shell": open_shell,
+    "terminal_send": terminal_send,
+    "terminal_screen": terminal_screen,
+    "terminal_output": terminal_output,
+    "resize_terminal": resize_terminal,
+    "close_terminal": close_terminal,
+    "list_terminals": list_terminals,
+    **PROCESS_ACTIONS,
 }

@@ -5,7 +5,8 @@ bashkit's own snapshots leave out mounted filesystems, and a VM's files live in 
 one (see `shell.py`), so the VM packs its tree itself. Tar keeps directories, modes and
 symlinks, and anyone can open the archive with standard tools. Modification times are kept in
 the archive but not restored: bashkit's filesystem cannot set them. Entries that are neither
-files, directories nor symlinks (fifos) are left out.
+files, directories nor symlinks (fifos) are left out, and so are mounted host directories
+(`mounts.py`): their files are the host's.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import io
 import posixpath
 import tarfile
 
+from agentos_nb.vm.mounts import holds_mount
 from agentos_nb.vm.shell import Shell
 
 
 def pack(shell: Shell, skip: frozenset[str] = frozenset()) -> bytes:
-    """The tree as a tar archive, without the paths in `skip`."""
+    """The tree as a tar archive, without the paths in `skip` and the mounted host directories."""
+    skip = skip | frozenset(shell.mount_points)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         pending = ["/"]
@@ -46,10 +49,15 @@ def pack(shell: Shell, skip: frozenset[str] = frozenset()) -> bytes:
 
 def unpack(shell: Shell, data: bytes) -> None:
     """Recreate the tree `pack` made (parents come before children in the archive) over a
-    fresh filesystem, whose own few directories give way to what the archive holds."""
+    fresh filesystem, whose own few directories give way to what the archive holds. What
+    the archive holds where a host directory is now mounted, or on the way to one, stays out:
+    the mount points are the host's to place."""
+    mount_points = shell.mount_points
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as archive:
         for member in archive:
             path = "/" + member.name
+            if holds_mount(path, mount_points):
+                continue
             if member.isdir():
                 place_directory(shell, path, member.mode)
             elif member.issym():

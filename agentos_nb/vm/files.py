@@ -213,7 +213,17 @@ class VmFiles:
             if not vanished_ok:
                 raise
             return []
-        return [_dir_entry(shown, name, info) for name, info in sorted(entries, key=lambda item: item[0])]
+        ordered = sorted(entries, key=lambda item: item[0])
+        return [self._dir_entry(shown, real, name, info) for name, info in ordered]
+
+    def _dir_entry(self, shown: str, real: str, name: str, info: EntryInfo) -> DirEntry:
+        target = None
+        if info.kind == "symlink":
+            with contextlib.suppress(OSError):  # removed meanwhile: listed without its target
+                target = self._shell.read_link(posixpath.join(real, name))
+        return DirEntry(
+            name=name, path=posixpath.join(shown, name), kind=info.kind, size=info.size, target=target
+        )
 
     def _directory(self, path: str) -> tuple[str, str]:
         """The directory `path` as given (resolved) and as it really is (links followed)."""
@@ -253,7 +263,3 @@ def _naming(given: str) -> Iterator[None]:
         if error.filename == given or error.errno is None:
             raise
         raise type(error)(error.errno, error.strerror, given) from None
-
-
-def _dir_entry(directory: str, name: str, info: EntryInfo) -> DirEntry:
-    return DirEntry(name=name, path=posixpath.join(directory, name), kind=info.kind, size=info.size)

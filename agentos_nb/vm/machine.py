@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from agentos_nb.actors.context import ActorContext
 from agentos_nb.events import ShellCommandRun, VmHostCrashed
+from agentos_nb.vm.cron import CronTable
 from agentos_nb.vm.files import resolve_path
 from agentos_nb.vm.host.client import HostedShell
 from agentos_nb.vm.host.frames import VmLayout
@@ -20,9 +21,13 @@ from agentos_nb.vm.host.process import HostExit
 from agentos_nb.vm.host_calls import HostCalls
 from agentos_nb.vm.instructions import INSTRUCTIONS_PATH, os_instructions
 from agentos_nb.vm.models import ExecResult
+from agentos_nb.vm.mounts import Mount
+from agentos_nb.vm.network import Network
+from agentos_nb.vm.processes import Processes
 from agentos_nb.vm.sessions import Sessions
 from agentos_nb.vm.shell import HOME, HOSTNAME, USERNAME, ShellLimits, ShellRun
 from agentos_nb.vm.software import VmSetup
+from agentos_nb.vm.terminals import VmTerminals
 from agentos_nb.vm.toolkits import Toolkit
 
 FILESYSTEM_BLOB = "filesystem"
@@ -56,6 +61,12 @@ class VmSpec:
     """How many host processes the VMs of this type share (None: one each)."""
     memory_limit: int
     """Bytes of address space each host process may use (RLIMIT_AS)."""
+    mounts: tuple[Mount, ...] = ()
+    """Host directories shown in the VM, their paths real (`mounts.py`)."""
+    mount_roots: tuple[str, ...] = ()
+    """The host's allow-list: real directories the mounts must lie under."""
+    network: Network | None = None
+    """What its `curl`, `wget` and `http` may reach (None: nothing)."""
 
     @property
     def laid_down(self) -> frozenset[str]:
@@ -70,9 +81,13 @@ def vm_spec(
     snapshot_every: float | None = None,
     hosts: int | None = 2,
     memory_limit: int = 2 * 1024**3,
+    *,
+    mounts: tuple[Mount, ...] = (),
+    mount_roots: tuple[str, ...] = (),
+    network: Network | None = None,
 ) -> VmSpec:
     """The VM type, with its boot files made once: the OS's, the packages', a stub per host
-    command, and the instructions that describe them."""
+    command, and the instructions that describe them (and what the VM reaches of the host)."""
     files = {path: (text.encode(), mode) for path, (text, mode) in _OS_FILES.items()}
     files.update(setup.files)
     for kit in toolkits:
@@ -80,9 +95,20 @@ def vm_spec(
         # file again, and bashkit 0.20 has no depth limit there (the process crashes).
         stub = f'#!/bin/sh\n# {kit.description}\nPATH= exec {kit.command} "$@"\n'
         files[f"/usr/local/bin/{kit.command}"] = (stub.encode(), 0o755)
-    instructions = os_instructions(setup, toolkits, additional_instructions)
+    instructions = os_instructions(setup, toolkits, additional_instructions, mounts=mounts, network=network)
     files[INSTRUCTIONS_PATH] = (instructions.encode(), 0o644)
-    return VmSpec(setup, toolkits, limits, files, snapshot_every, hosts, memory_limit)
+    return VmSpec(
+        setup,
+        toolkits,
+        limits,
+        files,
+        snapshot_every,
+        hosts,
+        memory_limit,
+        mounts=mounts,
+        mount_roots=mount_roots,
+        network=network,
+    )
 
 
 class AgentVm:
@@ -91,11 +117,21 @@ class AgentVm:
         self.spec = spec
         host_calls = HostCalls(c, spec.toolkits, self._read_text)
         commands = host_calls.commands()
-        layout = VmLayout(limits=spec.limits, features=list(spec.setup.features), commands=list(commands))
+        layout = VmLayout(
+            limits=spec.limits,
+            features=list(spec.setup.features),
+            commands=list(commands),
+            mounts=list(spec.mounts),
+            mount_roots=list(spec.mount_roots),
+            network=spec.network,
+        )
         pool = pool_for(spec.hosts, spec.memory_limit)
         self.shell = HostedShell(pool, layout, host_calls.handle, self._restart)
         self.files = self.shell.files
         self.sessions = Sessions(c, self, spec.setup.agent_types)
+        self.cron = CronTable(c, self)
+        self.terminals = VmTerminals(self.shell, self.changed)
+        self.processes = Processes(c, self.shell, spec.limits, self.checked_cwd, self.changed)
         self._snapshot_timer: asyncio.TimerHandle | None = None
 
     async def snapshot(self) -> None:
@@ -148,12 +184,15 @@ class AgentVm:
     async def close(self) -> None:
         """Free the VM's place on its host (the files are gone: snapshot first)."""
         self.cancel_snapshot()
+        self.terminals.forget()
+        await self.processes.stop_all()  # no process outlives its VM's life on its host
         await self.shell.close()
 
     async def _restart(self, exit: HostExit) -> None:
         """The host died and the shell is on a new one: the files come back from the last
         snapshot, and the bus hears which command was running."""
         c = self._c
+        self.terminals.forget()
         await self.shell.boot(await c.load_blob(FILESYSTEM_BLOB), self.spec.boot_files, self.spec.setup.links)
         if c.events.active:
             c.events.publish(

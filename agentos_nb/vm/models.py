@@ -46,6 +46,8 @@ class DirEntry(BaseModel):
     path: str
     kind: EntryKind
     size: int
+    target: str | None = None
+    """Where a symlink points, as it was written (None for other kinds)."""
 
 
 class FileRead(BaseModel):

@@ -20,6 +20,21 @@ StopReason = Literal["end_turn", "max_tokens", "max_turn_requests", "refusal", "
 ToolKind = Literal["read", "edit", "delete", "move", "search", "execute", "think", "fetch", "other"]
 ToolCallStatus = Literal["pending", "in_progress", "completed", "failed"]
 
+SessionMode = Literal["default", "plan", "accept_edits"]
+"""How a session's tools behave: `default` asks as its permission policy says; `plan` is
+read-only (write, edit, host tools and bash that may change anything are refused); and
+`accept_edits` never asks before a write or an edit."""
+SESSION_MODES: tuple[SessionMode, ...] = ("default", "plan", "accept_edits")
+
+PermissionOptionKind = Literal["allow_once", "allow_always", "reject_once", "reject_always"]
+"""ACP's answers to a permission request; "always" is remembered for the session."""
+PERMISSION_OPTIONS: tuple[PermissionOptionKind, ...] = (
+    "allow_once",
+    "allow_always",
+    "reject_once",
+    "reject_always",
+)
+
 
 class _Acp(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
@@ -33,6 +48,29 @@ class Usage(_Acp):
     output_tokens: int = 0
     requests: int = 0
     tool_calls: int = 0
+
+
+class PermissionPolicy(_Acp):
+    """Which tools a session asks the user about before using them.
+
+    `ask` names them: `read`, `write`, `edit`, `bash`; a host tool as `host:TOOLKIT.TOOL`, a
+    whole toolkit as `host:TOOLKIT`, every host tool as `host:*`; an MCP server's tools as
+    `mcp:SERVER.TOOL`, `mcp:SERVER` or `mcp:*`. A bash command that runs a host tool asks for
+    that tool (and for `bash`, if it is named too)."""
+
+    ask: list[str] = Field(default_factory=list)
+
+    def gated(self, name: str) -> bool:
+        """Whether a call of the tool `name` needs the user's approval."""
+        return any(_names_match(entry, name) for entry in self.ask)
+
+
+def _names_match(entry: str, name: str) -> bool:
+    if entry == name:
+        return True
+    if entry.endswith(":*"):
+        return name.startswith(entry[:-1])
+    return ":" in entry and name.startswith(entry + ".")
 
 
 class SessionInfo(_Acp):
@@ -52,6 +90,10 @@ class SessionInfo(_Acp):
     turns: int = 0
     busy: bool = False
     """A turn is running."""
+    mode: SessionMode = "default"
+    permissions: PermissionPolicy = Field(default_factory=PermissionPolicy)
+    mcp_servers: list[str] = Field(default_factory=list)
+    """The names of the MCP servers whose tools the session offers."""
 
 
 class PromptResult(_Acp):
@@ -166,6 +208,54 @@ class Notice(_Update):
     text: str
 
 
+class PermissionOption(_Acp):
+    """One answer the user may give to a permission request."""
+
+    option_id: PermissionOptionKind
+    name: str
+    kind: PermissionOptionKind
+
+
+class PermissionToolCall(_Acp):
+    """The tool call a permission request is about, as ACP shows it."""
+
+    tool_call_id: str
+    title: str
+    kind: ToolKind
+    raw_input: dict[str, Any] = Field(default_factory=dict)
+    locations: list[ToolCallLocation] = Field(default_factory=list)
+
+
+class PermissionRequest(_Update):
+    """The turn waits for the user: may this tool call go ahead? Answered with
+    `respond_permission(session_id, request_id, option)`; a cancel refuses it. (ACP's
+    `session/request_permission`, kept as an update so every transcript shows it.)"""
+
+    session_update: Literal["permission_request"] = "permission_request"
+    request_id: str
+    tool_call: PermissionToolCall
+    options: list[PermissionOption]
+    reason: str = ""
+    """Why it asks: which tools of the session's policy the call uses."""
+
+
+class PermissionResponse(_Update):
+    """How a permission request was answered: an option chosen, or `cancelled` with the turn."""
+
+    session_update: Literal["permission_response"] = "permission_response"
+    request_id: str
+    tool_call_id: str
+    outcome: Literal["selected", "cancelled"]
+    option_id: PermissionOptionKind | None = None
+
+
+class CurrentModeUpdate(_Update):
+    """The session's mode changed (ACP's `current_mode_update`)."""
+
+    session_update: Literal["current_mode_update"] = "current_mode_update"
+    current_mode_id: SessionMode
+
+
 class TurnEnded(_Update):
     """The end of a turn: ACP's prompt response, kept as an update so a transcript has it."""
 
@@ -176,7 +266,16 @@ class TurnEnded(_Update):
 
 
 SessionUpdate = Annotated[
-    UserMessageChunk | AgentMessageChunk | AgentThoughtChunk | ToolCall | ToolCallUpdate | Notice | TurnEnded,
+    UserMessageChunk
+    | AgentMessageChunk
+    | AgentThoughtChunk
+    | ToolCall
+    | ToolCallUpdate
+    | PermissionRequest
+    | PermissionResponse
+    | CurrentModeUpdate
+    | Notice
+    | TurnEnded,
     Field(discriminator="session_update"),
 ]
 """One update of a session, told apart by `session_update`: what `stream_prompt` yields and

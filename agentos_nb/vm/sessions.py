@@ -9,6 +9,11 @@ Choices where Rivet's users complain:
   served), rather than being refused: cells and queue loops can send without coordinating.
 - `cancel_prompt` returns only once the turn has stopped, and the turn then ends with the
   stop reason `cancelled`; its `send_prompt` returns normally.
+- A session may ask before it uses a tool (its permission policy, `vm/permissions.py`): the
+  turn waits on the answer for as long as the turn lasts, and a cancel refuses it. What the
+  user answered "always" is saved with the session.
+- `set_model` changes the model from the next turn: the agent is reopened on the new model with
+  the conversation so far, and the transcript says so.
 - Sessions outlive sleep: their conversation and updates are saved with the VM, listed again
   on wake, and reopened at their next prompt. Keys and model objects are never saved: they are
   kept in this process, so a session reopened here gets them back, while one reopened by
@@ -33,9 +38,14 @@ import pydantic
 
 from agentos_nb.actors.deadlines import CancelRequest
 from agentos_nb.errors import SessionClosed, SessionNotFound, UnknownAgentType
+from agentos_nb.vm.mcp_servers import McpHttpServer, McpStdioServer, checked_mcp_servers
+from agentos_nb.vm.permissions import SessionPermissions, checked_mode, checked_policy
 from agentos_nb.vm.session_models import (
     AgentTypeInfo,
+    CurrentModeUpdate,
     Notice,
+    PermissionPolicy,
+    PermissionRequest,
     PromptResult,
     SessionInfo,
     SessionUpdate,
@@ -100,6 +110,10 @@ class SessionRequest:
     additional_instructions: str | None
     saved: bytes | None = None
     """A conversation exported before the VM slept, to continue."""
+    permissions: SessionPermissions | None = None
+    """The session's policy, mode and remembered answers; its tools ask through them."""
+    mcp_servers: tuple[McpStdioServer | McpHttpServer, ...] = field(default=(), repr=False)
+    """MCP servers whose tools the agent offers beside its own; like `env`, never saved."""
 
 
 class AgentType(Protocol):
@@ -114,6 +128,7 @@ class _Unsaved:
 
     model: Any
     env: Mapping[str, str] = field(repr=False)
+    mcp_servers: tuple[McpStdioServer | McpHttpServer, ...] = field(default=(), repr=False)
 
 
 _UNSAVED: dict[str, _Unsaved] = {}
@@ -136,6 +151,8 @@ class _Session:
     cancellation: CancelRequest = field(default_factory=CancelRequest)
     """`cancel_prompt`'s request to stop the running turn; a new one for every turn."""
     listeners: set[Callable[[SessionUpdate], None]] = field(default_factory=set)
+    model_change: str | None = None
+    """The model `set_model` chose, by name, until the next turn starts on it."""
 
 
 class Sessions:
@@ -161,22 +178,30 @@ class Sessions:
         env: Mapping[str, str] | None,
         cwd: str | None,
         additional_instructions: str | None,
+        permissions: Any = None,
+        mcp_servers: Any = None,
     ) -> SessionInfo:
         kind = self._agent_types.get(agent_type) if isinstance(agent_type, str) else None
         if kind is None:
             known = ", ".join(sorted(self._agent_types)) or "none: install one, e.g. software=[common, pi]"
             raise UnknownAgentType(f"this VM has no agent type {agent_type!r} (installed: {known})")
         env = _checked_env(env)
+        servers = checked_mcp_servers(mcp_servers)
+        given = getattr(kind, "permissions", None) if permissions is None else permissions
+        policy = self._checked_policy(given)
         if additional_instructions is not None and not isinstance(additional_instructions, str):
             raise TypeError("additional_instructions must be a str")
         directory = HOME if cwd is None else await self._vm.checked_cwd(cwd)
+        session_id = f"s-{secrets.token_hex(6)}"
         request = SessionRequest(
-            session_id=f"s-{secrets.token_hex(6)}",
+            session_id=session_id,
             vm=self._vm,
             cwd=directory,
             env=env,
             model=model,
             additional_instructions=additional_instructions,
+            permissions=SessionPermissions(policy, functools.partial(self._emit_to, session_id)),
+            mcp_servers=servers,
         )
         agent = await kind.open_session(request)
         info = SessionInfo(
@@ -187,10 +212,12 @@ class Sessions:
             offline=agent.offline,
             cwd=directory,
             created_at=time.time(),
+            permissions=policy,
+            mcp_servers=[server.name for server in servers],
         )
         session = _Session(info=info, kind=kind, request=request, agent=agent)
         self._live[request.session_id] = session
-        _UNSAVED[request.session_id] = _Unsaved(model, env)
+        _UNSAVED[request.session_id] = _Unsaved(model, env, servers)
         c = self._c
         if c.events.active:
             c.events.publish(SessionCreatedEvent(actor=c.ref, session=info))
@@ -211,6 +238,11 @@ class Sessions:
         async with session.turn_lock:  # a second prompt waits for the turn before it
             if session.info.closed:
                 raise SessionClosed(f"session {session_id!r} was closed while this prompt waited")
+            if session.model_change is not None and session.agent is not None:
+                # The conversation goes on with the model `set_model` chose: reopened on it.
+                session.request = replace(session.request, saved=session.agent.export())
+                agent, session.agent = session.agent, None
+                await agent.close()
             agent = await self._opened(session)
             if listener is not None:
                 session.listeners.add(listener)
@@ -262,6 +294,45 @@ class Sessions:
         session.cancellation.cancel(turn if session.started else None)
         await asyncio.wait({turn})
         return True
+
+    def respond_permission(self, session_id: str, request_id: str, option: str) -> None:
+        """Answer a permission request the session's turn waits on."""
+        session = self._session(session_id, closed_ok=True)
+        self._permissions(session).respond(request_id, option)
+        self._vm.changed()  # an "always" is saved with the session
+
+    def set_mode(self, session_id: str, mode: str) -> SessionInfo:
+        """Change the session's mode; the next tool call follows it."""
+        session = self._session(session_id)
+        chosen = checked_mode(mode)
+        self._permissions(session).mode = chosen
+        if session.info.mode != chosen:
+            session.info = session.info.model_copy(update={"mode": chosen})
+            self._emit(session, CurrentModeUpdate(current_mode_id=chosen))
+            self._vm.changed()
+        return session.info
+
+    async def set_model(self, session_id: str, model: Any) -> SessionInfo:
+        """Use `model` from the session's next turn on. The agent type is asked to open a session
+        on it at once, so a model it cannot use is refused here (`ModelNotAvailable`)."""
+        session = self._session(session_id)
+        # A probe, for its model alone: no conversation, and no MCP servers started for it.
+        probe = await session.kind.open_session(
+            replace(session.request, model=model, saved=None, mcp_servers=())
+        )
+        name, reason = probe.model, probe.model_reason
+        await probe.close()
+        session.request = replace(session.request, model=model)
+        _UNSAVED[session_id] = _Unsaved(model, session.request.env)
+        session.model_change = name
+        notice = f"the model will be {name} from the next turn ({reason})"
+        self._emit(session, Notice(level="info", text=notice))
+        self._vm.changed()
+        return session.info
+
+    def pending_permissions(self, session_id: str) -> builtins.list[PermissionRequest]:
+        """The permission requests the session's turn waits on."""
+        return self._permissions(self._session(session_id, closed_ok=True)).pending
 
     async def close(self, session_id: str) -> None:
         """Stop the session's turn, if any, and free its agent; its info and updates stay readable."""
@@ -316,6 +387,7 @@ class Sessions:
                     "model": _model_spec(session.request.model),
                     "additional_instructions": session.request.additional_instructions,
                     "conversation": conversation.decode(),
+                    "permissions": self._permissions(session).export(),
                     "updates": _UPDATES.dump_python(session.updates, mode="json"),
                 }
             )
@@ -337,8 +409,25 @@ class Sessions:
                 model=kept.model if kept else entry["model"],
                 additional_instructions=entry["additional_instructions"],
                 saved=entry["conversation"].encode() or None,
+                permissions=SessionPermissions.restore(
+                    entry.get("permissions"), functools.partial(self._emit_to, info.session_id)
+                ),
+                mcp_servers=kept.mcp_servers if kept else (),
             )
-            self._live[info.session_id] = _Session(info=info, kind=kind, request=request, updates=updates)
+            lost_servers = info.mcp_servers and not request.mcp_servers
+            if lost_servers:
+                info = info.model_copy(update={"mcp_servers": []})
+            session = _Session(info=info, kind=kind, request=request, updates=updates)
+            self._live[info.session_id] = session
+            if lost_servers:
+                self._emit(
+                    session,
+                    Notice(
+                        level="warning",
+                        text="reopened in a new process without its MCP servers, whose settings are "
+                        "never saved (they may hold secrets); create a new session to use them",
+                    ),
+                )
 
     async def release(self, *, forget: bool = False) -> None:
         """Close every agent (and its model client): the VM sleeps, stops or is destroyed.
@@ -365,7 +454,10 @@ class Sessions:
         session.info = session.info.model_copy(
             update={"model": agent.model, "model_reason": agent.model_reason, "offline": agent.offline}
         )
-        if agent.model != before:
+        if session.model_change is not None:
+            session.model_change = None
+            self._emit(session, Notice(level="info", text=f"model changed from {before} to {agent.model}"))
+        elif agent.model != before:
             self._emit(
                 session,
                 Notice(
@@ -416,6 +508,35 @@ class Sessions:
         c = self._c
         if c.events.active:
             c.events.publish(SessionUpdatedEvent(actor=c.ref, update=numbered))
+
+    def _emit_to(self, session_id: str, update: SessionUpdate) -> None:
+        session = self._live.get(session_id) or self._closed.get(session_id)
+        if session is not None:
+            self._emit(session, update)
+
+    def _permissions(self, session: _Session) -> SessionPermissions:
+        permissions = session.request.permissions
+        if permissions is None:  # a request made without the table: the policy asks nothing
+            permissions = SessionPermissions(
+                PermissionPolicy(), functools.partial(self._emit_to, session.info.session_id)
+            )
+            session.request = replace(session.request, permissions=permissions)
+        return permissions
+
+    def _checked_policy(self, given: Any) -> PermissionPolicy:
+        """The policy, each `host:` name checked against this VM's toolkits."""
+        policy = checked_policy(given)
+        tools = {kit.name: set(kit.tools) for kit in self._vm.spec.toolkits}
+        for name in policy.ask:
+            if not name.startswith("host:") or name == "host:*":
+                continue
+            kit, _, tool = name.removeprefix("host:").partition(".")
+            if kit not in tools or (tool and tool not in tools[kit]):
+                known = ", ".join(f"host:{k}.{t}" for k in sorted(tools) for t in sorted(tools[k])) or "none"
+                raise ValueError(
+                    f"permissions: {name!r} names no host tool of this VM (its host tools: {known})"
+                )
+        return policy
 
     def _session(self, session_id: str, *, closed_ok: bool = False) -> _Session:
         session = self._live.get(session_id)

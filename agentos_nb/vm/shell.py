@@ -30,16 +30,18 @@ import errno
 import functools
 import secrets
 import shlex
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import bashkit
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentos_nb.vm.mounts import Mount, is_mounted
+from agentos_nb.vm.pipes import InputPipe
 from agentos_nb.vm.tool_results import describe
 
-Feature = Literal["python", "sqlite"]
+Feature = Literal["python", "sqlite", "javascript"]
 EntryKind = Literal["file", "directory", "symlink", "other"]
 
 HOME = "/home/user"
@@ -55,6 +57,8 @@ BASE_ENV: Mapping[str, str] = {
     "TERM": "dumb",
 }
 _STDIN_COMMAND = "__agentos_stdin"
+_PIPE_IN = "__agentos_pipe_in"  # a spawned process's stdin, as it is written
+_PIPE_END = "__agentos_pipe_end"  # the script ended: its stdin has no reader left
 _TIMED_OUT_EXIT = 124  # what coreutils' `timeout` exits with
 _ENGINE_OUTPUT_CAP = 10 * 1024 * 1024  # bashkit's Interactive profile keeps no more of either stream
 _SYNTAX_ERROR_EXIT = 2  # what bash exits with when `bash -c` cannot parse its script
@@ -83,6 +87,10 @@ class ShellLimits(BaseModel):
         ge=1024 * 1024,
         description="Bytes the engine lets one script's files and data take.",
     )
+    max_processes: int = Field(16, ge=1, le=1024, description="Processes (`spawn`) one VM may run at once.")
+    max_process_output: int = Field(
+        1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Output bytes the kernel keeps per process."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,11 @@ class CommandReply:
 
 
 CommandHandler = Callable[[CommandCall], Awaitable[CommandReply]]
+ByteSink = Callable[[bytes], Awaitable[None]]
+"""Where a streamed script's stdout or stderr goes, chunk by chunk (awaited: backpressure)."""
+Program = Callable[["Shell", float, CommandCall], Awaitable[CommandReply]]
+"""A program the host runs itself on the VM's files (CPython, Deno: `agentos_nb.vm.languages`),
+given the shell, the script's timeout in seconds and the call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +152,23 @@ class Shell:
         limits: ShellLimits,
         commands: Mapping[str, CommandHandler],
         features: frozenset[Feature] = frozenset(),
+        mounts: Sequence[Mount] = (),
+        programs: Mapping[str, Program] | None = None,
     ) -> None:
         self.limits = limits
+        self._programs = dict(programs or {})
         self._fs = bashkit.FileSystem()
         self._fs.mkdir(HOME, recursive=True)
+        # Host directories (`mounts.py` checked them), deepest first so the innermost one answers.
+        self._mounts = [
+            _Mounted(
+                item.vm_path,
+                bashkit.FileSystem.real(item.host_path, writable=not item.read_only),
+                item.read_only,
+            )
+            for item in sorted(mounts, key=lambda item: -len(item.vm_path))
+        ]
+        self.make_mount_points()
         self._stdin_by_token: dict[str, str] = {}
         self._commands = dict(commands)
         self._features = features
@@ -186,11 +212,52 @@ class Shell:
             self._idle.setdefault(kind, interpreter)
         return run
 
+    async def stream(
+        self,
+        script: str,
+        *,
+        cwd: str = HOME,
+        env: Mapping[str, str] | None = None,
+        stdin: InputPipe,
+        stdout: ByteSink,
+        stderr: ByteSink,
+        timeout: float | None = None,
+    ) -> ShellRun:
+        """Run `script` as `run` does, as a long-lived process: its output goes to `stdout` and
+        `stderr` as it comes (none of it is kept here, nor in the `ShellRun`), and it reads its
+        stdin from `stdin` as that is written. No `timeout` is no time limit.
+
+        The script reads a pipe fed by a command of its own, and a second one tells the pipe
+        when the script has ended (else bashkit would wait for the feeding end). Commands given
+        as Python callbacks (host commands) get their whole stdin before they start, so one that
+        inherits an open stdin waits for it to close."""
+        analysis = _parse(script)
+        if isinstance(analysis, ShellRun):
+            return analysis
+        limit = _ENGINE_TIMEOUT_MAX if timeout is None else timeout
+        interpreter = self._interpreter(with_commands=True, timeout=limit)
+        interpreter.bash.add_command(_PIPE_IN, functools.partial(_pipe_in, stdin))
+        interpreter.bash.add_command(_PIPE_END, functools.partial(_pipe_end, stdin))
+        move = "" if cwd == HOME else f"cd -- {shlex.quote(cwd)} || exit 1; "
+        exports = "".join(f"export {name}={shlex.quote(value)}; " for name, value in (env or {}).items())
+        wrapped = f"{_PIPE_IN} | {{ ( {move}{exports}{script}\n); {_PIPE_END} $?; }}"
+        try:
+            return await self._execute(interpreter, wrapped, limit, sinks=(stdout, stderr))
+        finally:
+            await stdin.end()
+
     def persistent(self, cwd: str = HOME) -> PersistentShell:
         """A shell whose state (cwd, variables, functions) lasts from one script to the next."""
         return PersistentShell(self, cwd)
 
-    async def _execute(self, interpreter: _Interpreter, script: str, timeout: float | None) -> ShellRun:
+    async def _execute(
+        self,
+        interpreter: _Interpreter,
+        script: str,
+        timeout: float | None,
+        *,
+        sinks: tuple[ByteSink, ByteSink] | None = None,
+    ) -> ShellRun:
         """Run `script` as given on `interpreter`, within `timeout` (the limit's by default).
 
         On timeout (or cancellation) bashkit stops the script, even inside sleep or python3;
@@ -200,7 +267,13 @@ class Shell:
         timeout = self.limits.timeout if timeout is None else timeout
         try:
             async with asyncio.timeout(timeout):
-                result = await interpreter.bash.execute(script)
+                if sinks is None:
+                    result = await interpreter.bash.execute(script)
+                else:  # streamed: none of the output is kept
+                    to_stdout, to_stderr = sinks
+                    result = await interpreter.bash.execute(
+                        script, stdout=to_stdout, stderr=to_stderr, capture=0
+                    )
         except TimeoutError:
             await interpreter.stop_commands()
             return ShellRun(_TIMED_OUT_EXIT, "", _timed_out_message(timeout), False, True)
@@ -212,7 +285,9 @@ class Shell:
             return ShellRun(_TIMED_OUT_EXIT, "", _timed_out_message(timeout), False, True)
         stdout, stdout_cut = _cut(result.stdout, self.limits.max_output_bytes)
         stderr, stderr_cut = _cut(result.stderr, self.limits.max_output_bytes)
-        truncated = stdout_cut or stderr_cut or result.stdout_truncated or result.stderr_truncated
+        truncated = sinks is None and (
+            stdout_cut or stderr_cut or result.stdout_truncated or result.stderr_truncated
+        )
         return ShellRun(result.exit_code, stdout, stderr, bool(truncated), False)
 
     def _may_call_commands(self, script: str, analysis: bashkit.ScriptAnalysis) -> bool:
@@ -222,7 +297,7 @@ class Shell:
         other programs), the answer is yes.
         """
         return (
-            any(name in script for name in self._commands)
+            any(name in script for name in (*self._commands, *self._programs))
             or "@P" in script  # ${x@P} expands a prompt string, which may run commands
             or analysis.is_opaque
             or analysis.has_interpreter_reentry
@@ -232,9 +307,12 @@ class Shell:
 
     def _interpreter(self, *, with_commands: bool, timeout: float, cwd: str = HOME) -> _Interpreter:
         running: set[asyncio.Task[object]] = set()
+        engine: list[bashkit.Bash] = []  # the builtins stop the interpreter made below (`_builtin`)
         builtins: dict[str, Callable[[bashkit.BuiltinContext], str | Awaitable[bashkit.BuiltinResult]]] = {
-            name: _builtin(handler, running) for name, handler in self._commands.items()
+            name: _builtin(handler, running, engine) for name, handler in self._commands.items()
         }
+        for name, program in self._programs.items():
+            builtins[name] = _builtin(functools.partial(program, self, timeout), running, engine)
         builtins[_STDIN_COMMAND] = self._feed_stdin
         bash = bashkit.Bash(
             username=USERNAME,
@@ -245,63 +323,105 @@ class Shell:
             max_loop_iterations=self.limits.max_loop_iterations,
             max_memory=self.limits.max_memory,
             timeout_seconds=min(timeout + _ENGINE_TIMEOUT_MARGIN, _ENGINE_TIMEOUT_MAX),
-            python="python" in self._features,
+            python="python" in self._features and "python3" not in self._programs,  # Monty, else CPython
             sqlite="sqlite" in self._features,
             custom_builtins=builtins if with_commands else None,
             profile=bashkit.ExecutionProfile.Interactive,
         )
         bash.mount("/", self._fs)
+        for mounted in self._mounts:
+            bash.mount(mounted.vm_path, mounted.fs, read_only=mounted.read_only)
+        engine.append(bash)
         return _Interpreter(bash, running)
 
     def _feed_stdin(self, context: bashkit.BuiltinContext) -> str:
         return self._stdin_by_token.pop(context.argv[0], "") if context.argv else ""
 
     # --- files: absolute, normalised paths; errors are OSErrors that name the path ---------------
+    # A path inside a mount goes to the host directory's filesystem, the rest to the VM's own.
+
+    @property
+    def mount_points(self) -> tuple[str, ...]:
+        """Where host directories are mounted: their files are the host's, never packed."""
+        return tuple(mounted.vm_path for mounted in self._mounts)
+
+    def make_mount_points(self) -> None:
+        """Make each mount point (and its parents) a directory of the VM's own filesystem, so
+        that listing its parent shows it."""
+        for mounted in self._mounts:
+            if not self._fs.exists(mounted.vm_path):
+                fs_call(mounted.vm_path, self._fs.mkdir, mounted.vm_path, True)
 
     def read(self, path: str) -> bytes:
         """The file's bytes. Paths are taken as given here, symlinks unresolved: the VM's
         file API (`agentos_nb.vm.files`) resolves them first."""
-        return _fs_call(path, self._fs.read_file, path)
+        fs, inner = self._at(path)
+        return fs_call(path, fs.read_file, inner)
 
     def write(self, path: str, content: bytes) -> None:
         """Create or replace the file; its directory must exist (`FileNotFoundError`)."""
-        _fs_call(path, self._fs.write_file, path, content)
+        fs, inner = self._at(path, changing=True)
+        fs_call(path, fs.write_file, inner, content)
 
     def mkdir(self, path: str, *, parents: bool = False) -> None:
         """Make a directory; with `parents`, the missing ones above it too."""
-        _fs_call(path, self._fs.mkdir, path, parents)
+        fs, inner = self._at(path, changing=True)
+        fs_call(path, fs.mkdir, inner, parents)
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
         """Remove a file, a symlink, or a directory (a non-empty one only if `recursive`)."""
-        _fs_call(path, self._fs.remove, path, recursive)
+        if any(is_mounted(point, [path]) for point in self.mount_points):  # the point, or above it
+            raise OSError(errno.EBUSY, "a host directory is mounted there", path)
+        fs, inner = self._at(path, changing=True)
+        fs_call(path, fs.remove, inner, recursive)
 
     def rename(self, source: str, target: str) -> None:
         """Move `source` to `target`, replacing a file there."""
-        _fs_call(source, self._fs.rename, source, target)
+        (fs, inner), (target_fs, target_inner) = (
+            self._at(source, changing=True),
+            self._at(target, changing=True),
+        )
+        if fs is not target_fs:
+            raise OSError(errno.EXDEV, "cannot move between a mount and the rest of the VM", source)
+        fs_call(source, fs.rename, inner, target_inner)
 
     def symlink(self, target: str, link: str) -> None:
         """Make `link` point at `target`, which need not exist."""
-        _fs_call(link, self._fs.symlink, target, link)
+        fs, inner = self._at(link, changing=True)
+        fs_call(link, fs.symlink, target, inner)
 
     def read_link(self, path: str) -> str:
         """Where the symlink at `path` points, as it was written."""
-        return _fs_call(path, self._fs.read_link, path)
+        fs, inner = self._at(path)
+        return fs_call(path, fs.read_link, inner)
 
     def chmod(self, path: str, mode: int) -> None:
         """Set the permission bits."""
-        _fs_call(path, self._fs.chmod, path, mode)
+        fs, inner = self._at(path, changing=True)
+        fs_call(path, fs.chmod, inner, mode)
 
     def info(self, path: str) -> EntryInfo | None:
         """What is at `path` (a symlink itself, not its target), or None."""
+        fs, inner = self._at(path)
         try:
-            return _entry_info(_fs_call(path, self._fs.stat, path))
+            return entry_info(fs_call(path, fs.stat, inner))
         except FileNotFoundError:
             return None
 
     def list_dir(self, path: str) -> list[tuple[str, EntryInfo]]:
         """The names in a directory with what each holds, in no particular order."""
-        entries = _fs_call(path, self._fs.read_dir, path)
-        return [(entry["name"], _entry_info(entry["metadata"])) for entry in entries]
+        fs, inner = self._at(path)
+        entries = fs_call(path, fs.read_dir, inner)
+        return [(entry["name"], entry_info(entry["metadata"])) for entry in entries]
+
+    def _at(self, path: str, *, changing: bool = False) -> tuple[bashkit.FileSystem, str]:
+        """The filesystem that holds `path`, and the path within it."""
+        for mounted in self._mounts:
+            if is_mounted(path, [mounted.vm_path]):
+                if changing and mounted.read_only:
+                    raise OSError(errno.EROFS, "read-only mount of a host directory", path)
+                return mounted.fs, "/" + path[len(mounted.vm_path) :].lstrip("/")
+        return self._fs, path
 
 
 class PersistentShell:
@@ -336,6 +456,27 @@ class PersistentShell:
         if run.timed_out:
             self._interpreter = None
         return run
+
+
+def analyze(script: str) -> dict[str, Any]:
+    """What `script` would run, found without running it, for a session's permissions:
+    bashkit's analysis (`commands`, `redirects`, `functions`), `parsed`, `opaque` (it hides
+    work: a computed command, eval, a nested shell, `${x@P}`), and `foreign`, the commands it
+    names that are not the engine's own (host commands, functions, paths, launchers)."""
+    analysis = _parse(script)
+    if isinstance(analysis, ShellRun):
+        return {"parsed": False, "error": analysis.stderr.strip()}
+    facts: dict[str, Any] = analysis.to_dict()
+    facts["parsed"] = True
+    facts["opaque"] = bool(
+        analysis.is_opaque
+        or analysis.has_dynamic_commands
+        or analysis.has_interpreter_reentry
+        or analysis.truncated
+        or "@P" in script
+    )
+    facts["foreign"] = sorted(set(analysis.command_names) - _plain_commands())
+    return facts
 
 
 def _parse(script: str) -> bashkit.ScriptAnalysis | ShellRun:
@@ -392,6 +533,15 @@ def engine_commands() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class _Mounted:
+    """A host directory as the engine shows it at `vm_path`."""
+
+    vm_path: str
+    fs: bashkit.FileSystem
+    read_only: bool
+
+
+@dataclass(frozen=True, slots=True)
 class _Interpreter:
     """A bashkit interpreter, and the host commands its current script is running."""
 
@@ -408,7 +558,7 @@ class _Interpreter:
 
 
 def _builtin(
-    handler: CommandHandler, running: set[asyncio.Task[object]]
+    handler: CommandHandler, running: set[asyncio.Task[object]], engine: list[bashkit.Bash]
 ) -> Callable[[bashkit.BuiltinContext], Awaitable[bashkit.BuiltinResult]]:
     async def call(context: bashkit.BuiltinContext) -> bashkit.BuiltinResult:
         task = asyncio.current_task()
@@ -420,11 +570,32 @@ def _builtin(
             )
         except Exception as error:  # a host command must fail like a program, never take the shell down
             reply = CommandReply(stderr=f"{context.name}: {describe(error)}\n", exit_code=1)
+        except asyncio.CancelledError:
+            # The script was stopped. bashkit may see this command end before it notices, and run
+            # the next one (`python3 ...; echo after` wrote `after` about 1 time in 5): say it first.
+            for bash in engine:
+                bash.cancel()
+            raise
         finally:
             running.discard(task)
         return bashkit.BuiltinResult(stdout=reply.stdout, stderr=reply.stderr, exit_code=reply.exit_code)
 
     return call
+
+
+async def _pipe_in(pipe: InputPipe, context: bashkit.CommandContext) -> int:
+    while (chunk := await pipe.read()) is not None:
+        try:
+            await context.stdout.write(chunk)
+        except BrokenPipeError:  # the script stopped reading
+            break
+    return 0
+
+
+async def _pipe_end(pipe: InputPipe, context: bashkit.CommandContext) -> int:
+    await pipe.end()
+    status = context.argv[0] if context.argv else ""
+    return int(status) if status.isdigit() else 1
 
 
 def _for_analysis(script: str) -> str:
@@ -466,7 +637,8 @@ def _timed_out_message(timeout: float) -> str:
 _KINDS = frozenset({"file", "directory", "symlink"})
 
 
-def _entry_info(metadata: Mapping[str, object]) -> EntryInfo:
+def entry_info(metadata: Mapping[str, object]) -> EntryInfo:
+    """bashkit's stat of an entry, as the VM's own `EntryInfo`."""
     return EntryInfo(
         kind=metadata["file_type"] if metadata["file_type"] in _KINDS else "other",  # type: ignore[arg-type]
         size=int(metadata["size"]),  # type: ignore[call-overload]
@@ -479,6 +651,7 @@ def _entry_info(metadata: Mapping[str, object]) -> EntryInfo:
 # bashkit reports filesystem errors as RuntimeError("io error: <reason>"); the reason decides the errno.
 _ERRNO_BY_REASON: tuple[tuple[str, int], ...] = (
     ("parent directory not found", errno.ENOENT),
+    ("no such file or directory", errno.ENOENT),  # a mounted host directory's own errors
     ("not found", errno.ENOENT),
     ("is a directory", errno.EISDIR),
     ("not a directory", errno.ENOTDIR),
@@ -487,16 +660,19 @@ _ERRNO_BY_REASON: tuple[tuple[str, int], ...] = (
     ("too large", errno.EFBIG),
     ("filesystem full", errno.ENOSPC),
     ("read-only", errno.EROFS),
+    ("readonly", errno.EROFS),
     ("permission denied", errno.EACCES),
+    ("escapes", errno.EACCES),  # a symlink in a mounted host directory that leads out of it
 )
 
 
-def _fs_call(path: str, operation: Callable[..., T], *args: object) -> T:
+def fs_call(path: str, operation: Callable[..., T], *args: object) -> T:
+    """A bashkit filesystem call whose failure is the `OSError` naming `path` that Python's own would be."""
     try:
         return operation(*args)
     except RuntimeError as error:
         reason = str(error).removeprefix("io error: ")
         for fragment, code in _ERRNO_BY_REASON:
-            if fragment in reason:
+            if fragment in reason.lower():
                 raise OSError(code, reason, path) from None
         raise OSError(errno.EIO, reason, path) from None

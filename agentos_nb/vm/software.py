@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from agentos_nb.errors import InvalidDefinition
+from agentos_nb.vm.languages import programs
 from agentos_nb.vm.sessions import AgentType
 from agentos_nb.vm.shell import Feature, engine_commands
 
@@ -76,9 +77,8 @@ _COMMON_INSTRUCTIONS = """\
 
 The usual command-line tools are installed: coreutils (ls, cat, cp, mv, rm, mkdir, head,
 tail, wc, sort, uniq, cut, tr, tee, diff, patch, find, xargs, ...), grep and rg, sed, awk,
-jq and yq, tar, gzip and zip, sqlite3, and python3 (Monty: a sandboxed subset of Python with
-no subprocesses and no sockets). `ls /usr/bin` lists every command. There is no network, no
-package manager and no compiler."""
+jq and yq, tar, gzip and zip, sqlite3, python3 and node (see above). `ls /usr/bin` lists every
+command. There is no network, no package manager and no compiler."""
 
 
 class Common:
@@ -90,7 +90,8 @@ class Common:
     def install(self, setup: VmSetup) -> None:
         setup.enable("python")
         setup.enable("sqlite")
-        for command in engine_commands():
+        setup.enable("javascript")
+        for command in {*engine_commands(), *programs(setup.features)}:
             setup.add_file(f"/usr/bin/{command}", _stub(command), mode=0o755)
         setup.add_symlink("/bin", "usr/bin")  # as on current distributions: /bin/sh, /bin/bash
         setup.add_instructions(_COMMON_INSTRUCTIONS)

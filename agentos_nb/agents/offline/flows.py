@@ -2,8 +2,9 @@
 
 Asked to write code at a path (and submit it for review) it writes a small, plausible, slightly
 imperfect file and calls the review tool it finds in its tool reference; asked to review code it
-reads it and lists findings that cite real lines; asked anything else it looks around the working
-directory and says that it is the offline model.
+reads it and lists findings that cite real lines; asked an everyday task ("list the files and
+write a hello.py") it does it (`everyday`); asked anything else it looks around the working
+directory and says that it is the offline model, and what it can do.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 from agentos_nb.agents.offline.actions import Action, call, reply
 from agentos_nb.agents.offline.drafts import draft
+from agentos_nb.agents.offline.everyday import CAN_DO, everyday
 from agentos_nb.agents.offline.history import Result
 from agentos_nb.agents.offline.prompts import Plan
 from agentos_nb.agents.offline.review import review
@@ -30,6 +32,8 @@ def default(plan: Plan, done: list[Result], instructions: str) -> Action:
         return _write_flow(plan, done, instructions)
     if plan.kind == "review":
         return _review_flow(plan, done)
+    if plan.kind == "everyday":
+        return everyday(plan.intents, done)
     return _explore_flow(plan, done)
 
 
@@ -122,7 +126,8 @@ def _explore_flow(plan: Plan, done: list[Result]) -> Action:
         f"looked around instead of doing the task (“{task}”):\n\n"
         + "\n".join(f"- {line}" for line in seen)
         + f"\n\nA real model would next {_next_step(plan)}. To use one, set ANTHROPIC_API_KEY or "
-        "OPENAI_API_KEY, or pass `model=` to `create_session`."
+        "OPENAI_API_KEY, or pass `model=` to `create_session`.\n\n"
+        f"Asked in simple words, I can do some everyday tasks myself. {CAN_DO}"
     )
 
 
@@ -149,7 +154,7 @@ def _named_target(plan: Plan, entries: Mapping[str, bool]) -> tuple[str, bool] |
     ("Update the README")."""
     for path in plan.paths:
         if path.startswith("/"):
-            return path, False
+            return path, not extension(path)
         first = _first_part(path)
         if first in entries:
             return path, entries[first] and first == path.removeprefix("./")

@@ -16,11 +16,13 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
+from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.usage import RequestUsage
 
 from agentos_nb.agents.offline.actions import Action
 from agentos_nb.agents.offline.flows import default
 from agentos_nb.agents.offline.history import prompt_text, results, turn_start
+from agentos_nb.agents.offline.named_tools import named_tool_call
 from agentos_nb.agents.offline.prompts import plan
 from agentos_nb.agents.offline.script import Step, checked_script
 
@@ -40,7 +42,7 @@ def offline_model(script: Sequence[Step | Mapping[str, Any]] = ()) -> FunctionMo
 
     async def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         instructions = _instructions(messages, info)
-        action = _decide(messages, instructions, actions)
+        action = _decide(messages, instructions, actions, info.function_tools)
         part = (
             TextPart(action.text)
             if action.tool is None
@@ -52,7 +54,7 @@ def offline_model(script: Sequence[Step | Mapping[str, Any]] = ()) -> FunctionMo
         return ModelResponse(parts=[part], usage=usage)
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
-        action = _decide(messages, _instructions(messages, info), actions)
+        action = _decide(messages, _instructions(messages, info), actions, info.function_tools)
         if action.tool is None:
             for chunk in _chunks(action.text):
                 yield chunk
@@ -109,7 +111,12 @@ def _chunks(text: str) -> list[str]:
     return chunks
 
 
-def _decide(messages: Sequence[ModelMessage], instructions: str, script: tuple[Action, ...]) -> Action:
+def _decide(
+    messages: Sequence[ModelMessage],
+    instructions: str,
+    script: tuple[Action, ...],
+    tools: Sequence[ToolDefinition] = (),
+) -> Action:
     turn = turn_start(messages)
     prompt = prompt_text(messages[turn]) if turn >= 0 else ""
     own = turn + 1
@@ -128,4 +135,5 @@ def _decide(messages: Sequence[ModelMessage], instructions: str, script: tuple[A
             if isinstance(messages[own], ModelResponse):
                 scripted_in_turn -= 1
             own += 1
-    return default(plan(prompt), results(messages, own), instructions)
+    done = results(messages, own)
+    return named_tool_call(prompt, done, tools) or default(plan(prompt), done, instructions)

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from agentos_nb.agents.offline.intents import Intent, WriteFile
+from agentos_nb.agents.offline.requests import parse_request
+
 _QUOTED_OR_WORD = re.compile(
     r"`([^`\n]+)`|\"([^\"\n]+)\"|(?<![\w'])'([^'\n]+)'(?!\w)|((?:~|\.{1,2})?/?[\w@+][\w.@+/-]*)"
 )
@@ -32,7 +35,7 @@ _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 class Plan:
     """What the prompt asks for, worked out once per prompt."""
 
-    kind: Literal["write", "review", "explore"]
+    kind: Literal["write", "review", "everyday", "explore"]
     prompt: str
     words: frozenset[str]
     paths: tuple[str, ...]
@@ -40,6 +43,7 @@ class Plan:
     submit: bool = False  # write, then submit it for review
     inline: str = ""  # code to review, given in the prompt
     output: str = ""  # where to write the review
+    intents: tuple[Intent, ...] = ()  # an everyday request, in order
 
 
 def paths(text: str) -> list[str]:
@@ -112,9 +116,19 @@ def plan(prompt: str) -> Plan:
         if code.strip():
             return Plan("review", prompt, words, every_path, inline=code, output=output)
         return explore
+    intents = parse_request(prompt)
+    if intents is not None and not _for_the_writer(intents, lower):
+        return Plan("everyday", prompt, words, every_path, intents=intents)
     if write:
         targets = [path for path in _ranked(paths(header)) if _is_target(header, path)]
         if targets:
             submit = _SUBMIT.search(lower, write.end()) is not None
             return Plan("write", prompt, words, every_path, target=targets[0], submit=submit)
     return explore
+
+
+def _for_the_writer(intents: Sequence[Intent], lower: str) -> bool:
+    """A request to draft code (a REST API, a service) alone, or to draft it and submit it for
+    review, is the seed writer's: its flow writes the draft and calls the review tool."""
+    drafted = [intent for intent in intents if isinstance(intent, WriteFile) and intent.drafted]
+    return bool(drafted) and (len(intents) == 1 or _SUBMIT.search(lower) is not None)

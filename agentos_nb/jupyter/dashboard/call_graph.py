@@ -7,11 +7,13 @@ reader, a screen reader and a browser test all find the same words.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from agentos_nb.jupyter.dashboard.markup import esc
 from agentos_nb.jupyter.dashboard.text import clip
+from agentos_nb.jupyter.wording import counted
 
 MAX_EDGES = 40
 """The busiest edges drawn; a note says how many more there are."""
@@ -32,15 +34,19 @@ def call_graph(
     calls_per_tool: Mapping[tuple[str, str], int], reached: Mapping[tuple[str, str, str], int]
 ) -> str:
     """`calls_per_tool`: (caller, toolkit.tool) -> calls; `reached`: (caller, toolkit.tool,
-    actor) -> calls that reached that actor. Actor labels are `name/key`."""
+    actor) -> calls that reached that actor (`HOST` for calls a host function answered without
+    an actor). Actor labels are `name/key`. Each tool is one node, however many call it."""
     first = sorted(calls_per_tool.items(), key=lambda item: (-item[1], item[0]))
-    second = sorted(reached.items(), key=lambda item: (-item[1], item[0]))
+    by_tool: Counter[tuple[str, str]] = Counter()  # one node per tool, whoever called it
+    for (_, tool, actor), count in reached.items():
+        by_tool[(tool, actor)] += count
+    second = sorted(by_tool.items(), key=lambda item: (-item[1], item[0]))
     hidden = max(0, len(first) - MAX_EDGES) + max(0, len(second) - MAX_EDGES)
     first, second = first[:MAX_EDGES], second[:MAX_EDGES]
 
     callers = _ordered(caller for (caller, _), _ in first)
-    tools = _ordered((caller, tool) for (caller, tool), _ in first)
-    reached_actors = _ordered(actor for (_, _, actor), _ in second)
+    tools = _ordered([*(tool for (_, tool), _ in first), *(tool for (tool, _), _ in second)])
+    reached_actors = _ordered(actor for (_, actor), _ in second)
     columns: list[list[Any]] = [callers, tools, reached_actors]
     rows = max(len(column) for column in columns)
     height = 2 * PAD + rows * NODE_HEIGHT + (rows - 1) * ROW_GAP + 18
@@ -60,15 +66,15 @@ def call_graph(
         parts.append(f'<text class="ao-g-head" x="{left(column)}" y="{PAD + 4}">{esc(name)}</text>')
     for (caller, tool), count in first:
         a = (left(0) + NODE_WIDTH, top(callers, callers.index(caller)) + NODE_HEIGHT / 2)
-        b = (left(1), top(tools, tools.index((caller, tool))) + NODE_HEIGHT / 2)
-        parts.append(_edge(a, b, count, f"{caller} called {tool} {count} times"))
-    for (caller, tool, actor), count in second:
-        a = (left(1) + NODE_WIDTH, top(tools, tools.index((caller, tool))) + NODE_HEIGHT / 2)
+        b = (left(1), top(tools, tools.index(tool)) + NODE_HEIGHT / 2)
+        parts.append(_edge(a, b, count, f"{caller} called {tool} {counted(count, 'time')}"))
+    for (tool, actor), count in second:
+        a = (left(1) + NODE_WIDTH, top(tools, tools.index(tool)) + NODE_HEIGHT / 2)
         b = (left(2), top(reached_actors, reached_actors.index(actor)) + NODE_HEIGHT / 2)
-        parts.append(_edge(a, b, count, f"{tool} of {caller} reached {actor} in {count} calls"))
+        parts.append(_edge(a, b, count, f"{tool} reached {actor} in {counted(count, 'call')}"))
     for index, caller in enumerate(callers):
         parts.append(_actor_node(left(0), top(callers, index), caller))
-    for index, (_, tool) in enumerate(tools):
+    for index, tool in enumerate(tools):
         parts.append(_tool_node(left(1), top(tools, index), tool))
     for index, actor in enumerate(reached_actors):
         parts.append(_actor_node(left(2), top(reached_actors, index), actor))

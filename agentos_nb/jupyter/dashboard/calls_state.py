@@ -15,6 +15,8 @@ from agentos_nb.jupyter.dashboard.text import actor_label
 
 MAX_CALLS = 500
 """Calls kept in the table; the graph's counts cover every call seen."""
+HOST = "the host (no actor)"
+"""Where a call went that no actor answered: the tool is a function on the host (a notes list)."""
 
 
 @dataclass(slots=True)
@@ -80,6 +82,8 @@ class CallLog:
         entry.finished = True
         entry.ok, entry.result, entry.error = event.ok, event.result, event.error
         entry.message, entry.duration = event.message, event.duration
+        if event.ok and not entry.reached:
+            self.edges[(actor_label(entry.caller.name, entry.caller.key), entry.tool_label, HOST)] += 1
         self.version += 1
 
     def newest_first(self, limit: int) -> list[ToolCallEntry]:

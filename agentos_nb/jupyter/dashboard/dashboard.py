@@ -1,4 +1,4 @@
-"""`registry.dashboard()`: a live ipywidgets view of a registry, in six tabs.
+"""`registry.dashboard()`: a live ipywidgets view of a registry, in eight tabs.
 
 The dashboard reads the registry's event bus through one subscription with a generous buffer
 (a dashboard that falls behind loses its oldest events and says so; the runtime never waits
@@ -18,11 +18,13 @@ import ipywidgets as widgets
 from agentos_nb.actors.registry import Registry
 from agentos_nb.jupyter.dashboard.actors_tab import ActorsTab
 from agentos_nb.jupyter.dashboard.cell_runs import made_by_this_cell
+from agentos_nb.jupyter.dashboard.cron_tab import CronTab
 from agentos_nb.jupyter.dashboard.events_tab import EventsTab
 from agentos_nb.jupyter.dashboard.fetcher import Fetcher
 from agentos_nb.jupyter.dashboard.files_tab import FilesTab
 from agentos_nb.jupyter.dashboard.header import Header
 from agentos_nb.jupyter.dashboard.model import DashboardModel
+from agentos_nb.jupyter.dashboard.processes_tab import ProcessesTab
 from agentos_nb.jupyter.dashboard.queues_tab import QueuesTab
 from agentos_nb.jupyter.dashboard.renderer import Renderer
 from agentos_nb.jupyter.dashboard.sessions_tab import SessionsTab
@@ -31,13 +33,15 @@ from agentos_nb.jupyter.dashboard.tab_titles import chosen_tabs
 from agentos_nb.jupyter.dashboard.tab_view import TabView
 from agentos_nb.jupyter.dashboard.tool_calls_tab import ToolCallsTab
 from agentos_nb.jupyter.dashboard.widget_tools import close_tree
+from agentos_nb.jupyter.wording import counted
 
 EVENT_BUFFER = 50_000
 """Events the subscription holds between two ticks: ten seconds of a busy runtime."""
 
 
 class Dashboard:
-    """Live tabs on a registry: Actors, Queues, Sessions, Tool calls, Files and Events.
+    """Live tabs on a registry: Actors, Queues, Sessions, Tool calls, Files, Processes,
+    Cron and Events.
 
     `tabs` picks some of them (`tabs=["Events"]`); `interval` is the shortest time between
     two redraws. Display it in a notebook (it shows as its `widget`); `await refresh()` applies
@@ -121,11 +125,14 @@ class Dashboard:
             return SessionsTab(self.registry, self._fetcher)
         if title == "Files":
             return FilesTab(self.registry, self._fetcher)
+        if title == "Cron":
+            return CronTab(self.registry, self._fetcher)
         simple: dict[str, Callable[[], TabView]] = {
             "Actors": ActorsTab,
             "Queues": QueuesTab,
             "Tool calls": ToolCallsTab,
             "Events": EventsTab,
+            "Processes": ProcessesTab,
         }
         return simple[title]()
 
@@ -148,11 +155,13 @@ class Dashboard:
         sessions = model.sessions.sessions.values()
         counts = {
             "Actors": model.actors.summary(),
-            "Queues": f"{len(model.queues.queues)} queues",
-            "Sessions": f"{len(sessions)} sessions ({sum(not s.closed for s in sessions)} open)",
-            "Tool calls": f"{sum(model.calls.calls_per_tool.values())} tool calls",
+            "Queues": counted(len(model.queues.queues), "queue"),
+            "Sessions": f"{counted(len(sessions), 'session')} ({sum(not s.closed for s in sessions)} open)",
+            "Tool calls": counted(sum(model.calls.calls_per_tool.values()), "tool call"),
             "Files": "files of each VM",
-            "Events": f"{model.events.total:,} events ({model.events.dropped:,} dropped)",
+            "Cron": "cron schedules of each VM",
+            "Processes": f"{model.processes.running} processes running",
+            "Events": f"{counted(model.events.total, 'event')} ({model.events.dropped:,} dropped)",
         }
         return (
             f"agentos dashboard of registry {self.registry.name!r} ({self.registry.phase}), {state}\n  "

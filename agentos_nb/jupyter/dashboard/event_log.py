@@ -50,16 +50,24 @@ class EventLog:
         self.dropped += event.count
         self.total -= 1
 
-    def matching(self, needle: str, limit: int) -> list[Event]:
-        """The newest `limit` events that `needle` matches, newest first."""
+    def matching(self, needle: str, limit: int, *, observed: bool = False) -> list[Event]:
+        """The newest `limit` events that `needle` matches, newest first; the actions a viewer
+        called to draw itself (the dashboard's own reads) only when `observed`."""
         needle = needle.strip().lower()
         found: list[Event] = []
         for event in reversed(self.entries):
+            if not observed and is_observed(event):
+                continue
             if not needle or matches(event, needle):
                 found.append(event)
                 if len(found) == limit:
                     break
         return found
+
+
+def is_observed(event: Event) -> bool:
+    """An action a viewer called to show something, not to do work."""
+    return isinstance(event, ActionStarted | ActionFinished) and event.observer is not None
 
 
 def matches(event: Event, needle: str) -> bool:

@@ -34,27 +34,35 @@ class EventsTab(TabView):
 
     def __init__(self) -> None:
         self.filter = widgets.Text(
-            placeholder="type prefix (message., tool) or actor (writer)",
+            placeholder="a type (message., tool.) or an actor (writer)",
             description="Filter",
             continuous_update=True,
-            layout=widgets.Layout(width="380px"),
+            layout=widgets.Layout(width="440px"),
         )
         self.filter.add_class("agentos-events-filter")
+        self.observed = widgets.Checkbox(
+            value=False,
+            description="the dashboard's own reads",
+            indent=False,
+            layout=widgets.Layout(width="auto"),
+        )
+        self.observed.add_class("agentos-events-observed")
         self._counts = html("ao-note", "agentos-events-count")
         self._log = html("ao-scroll", "agentos-events-log")
         self.filter.observe(lambda _: self.mark_dirty(), names="value")
-        super().__init__(widgets.VBox([widgets.HBox([self.filter, self._counts]), self._log]))
+        self.observed.observe(lambda _: self.mark_dirty(), names="value")
+        super().__init__(widgets.VBox([widgets.HBox([self.filter, self.observed, self._counts]), self._log]))
 
     def synced(self) -> Sequence[widgets.Widget]:
         return (self._counts, self._log)
 
     def draw_key(self, model: DashboardModel, now: float) -> Hashable:
-        return (model.events.version, self.filter.value)
+        return (model.events.version, self.filter.value, self.observed.value)
 
     def render(self, model: DashboardModel, now: float) -> None:
         log = model.events
         needle = self.filter.value
-        shown = log.matching(needle, ROWS)
+        shown = log.matching(needle, ROWS, observed=self.observed.value)
         dropped = f' · <span class="ao-warn">⚠ {log.dropped:,} dropped</span>' if log.dropped else ""
         kept = min(len(log.entries), MAX_EVENTS)
         self._counts.value = (

@@ -2,7 +2,8 @@
 run as background tasks, never in the renderer's tick: a slow VM must not stall the picture.
 
 At most one read per key is under way; each task stays referenced until it ends, and close()
-cancels them. `done` runs in the task, on the loop thread, and only updates state (marking its
+cancels them. Their actions are tagged as the dashboard's own (`observer`), so the Events tab can
+leave them out. `done` runs in the task, on the loop thread, and only updates state (marking its
 tab dirty): the renderer draws at its next tick.
 """
 
@@ -12,7 +13,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
+from agentos_nb.events import current_observer
+
 T = TypeVar("T")
+OBSERVER = "dashboard"
+"""What the actions the dashboard calls to draw itself say they were called by."""
 
 
 class Fetcher:
@@ -34,6 +39,7 @@ class Fetcher:
             return False
 
         async def run() -> None:
+            current_observer.set(OBSERVER)  # in this task's own context: the reads say they are ours
             try:
                 result = await read()
             except Exception as error:

@@ -82,12 +82,10 @@ class FileTree:
                 )
                 self._walk(entry.path, depth + 1, rows)
             else:
-                link = " →" if entry.kind == "symlink" else ""
-                rows.append(
-                    TreeRow(
-                        f"{INDENT * depth}  {entry.name}{link}  ({size(entry.size)})", entry.path, entry.kind
-                    )
-                )
+                shown = f"{entry.name}  ({size(entry.size)})"
+                if entry.kind == "symlink":
+                    shown = f"{entry.name} → {entry.target or '?'}"
+                rows.append(TreeRow(f"{INDENT * depth}  {shown}", entry.path, entry.kind))
         if len(entries) > MAX_ENTRIES:
             more = len(entries) - MAX_ENTRIES
             rows.append(TreeRow(f"{INDENT * depth}… {more:,} more entries not shown", f"more:{path}", "more"))

@@ -65,6 +65,7 @@ class FilesTab(TabView):
         self._options: tuple[tuple[str, str], ...] = ()
         self._tree_options: tuple[tuple[str, str], ...] = ()
         self._selected: str | None = None
+        self._picked_by_hand = False
         self._setting = False
         self._model: DashboardModel | None = None
         self.vm_picker.observe(self._vm_picked, names="value")
@@ -84,14 +85,17 @@ class FilesTab(TabView):
 
     def draw_key(self, model: DashboardModel, now: float) -> Hashable:
         changes = model.actors.file_changes.get(self._selected, 0) if self._selected else 0
-        return (model.actors.version, self._selected, changes)
+        anywhere = 0 if self._picked_by_hand else sum(model.actors.file_changes.values())  # to follow them
+        return (model.actors.version, self._selected, changes, anywhere)
 
     def render(self, model: DashboardModel, now: float) -> None:
         self._model = model
         vms = sorted(known_vms(self._registry, model.actors), key=lambda ref: actor_label(ref.name, ref.key))
         by_id = {ref.actor_id: ref for ref in vms}
-        if self._selected not in by_id:
-            self._selected = vms[0].actor_id if vms else None
+        if self._selected not in by_id or not self._picked_by_hand:
+            # Until one is picked, the VM whose files changed most: not an empty one beside it.
+            changed = model.actors.file_changes
+            self._selected = max(vms, key=lambda ref: changed.get(ref.actor_id, 0)).actor_id if vms else None
         self._set(self.vm_picker, "_options", tuple((actor_label(r.name, r.key), r.actor_id) for r in vms))
         self._set_value(self.vm_picker, self._selected, self._options)
         if self._selected is None:
@@ -125,6 +129,7 @@ class FilesTab(TabView):
     def _vm_picked(self, change: dict[str, Any]) -> None:
         if not self._setting:
             self._selected = change["new"]
+            self._picked_by_hand = True
             self.mark_dirty()
 
     def _row_picked(self, change: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from agentos_nb.events import Event
 from agentos_nb.jupyter.dashboard.actors_state import STATUS_AFTER, ActorsState
 from agentos_nb.jupyter.dashboard.calls_state import CallLog
 from agentos_nb.jupyter.dashboard.event_log import EventLog
+from agentos_nb.jupyter.dashboard.processes_state import ProcessBoard
 from agentos_nb.jupyter.dashboard.queue_stats import QueueBoard
 from agentos_nb.jupyter.dashboard.sessions_state import SessionBoard
 
@@ -38,6 +39,9 @@ ROUTES: dict[str, tuple[tuple[str, str], ...]] = {
     "session.updated": (("sessions", "updated"), ("actors", "session_updated")),
     "session.closed": (("sessions", "closed"),),
     "events.dropped": (("events", "dropped_notice"),),
+    "process.started": (("actors", "seen"), ("processes", "started")),
+    "process.output": (("processes", "output"),),
+    "process.ended": (("processes", "ended"), ("actors", "files_touched")),
 }
 """Which sections each event type changes, and how (section, handler); others are only logged."""
 
@@ -49,6 +53,7 @@ class DashboardModel:
         self.sessions = SessionBoard()
         self.calls = CallLog()
         self.events = EventLog()
+        self.processes = ProcessBoard()
         self._folds: dict[type[Event], tuple[Fold, ...]] = {}
 
     def fold(self, events: list[Event]) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from agentos_nb.events import ActorRef
 from agentos_nb.vm.session_models import (
+    CurrentModeUpdate,
     SessionClosed,
     SessionCreated,
     SessionInfo,
@@ -44,6 +45,8 @@ class SessionLog:
             return
         updates.append(update)
         self.last_at = max(self.last_at, update.at)
+        if isinstance(update, CurrentModeUpdate) and self.info is not None:
+            self.info = self.info.model_copy(update={"mode": update.current_mode_id})
         self._trim()
         self.version += 1
 

@@ -1,5 +1,6 @@
 """The Sessions tab: every agent session, and a live transcript of the one selected (the one
-that spoke last, until you pick one), its tool calls folding and unfolding.
+that spoke last, until you pick one), its tool calls folding and unfolding. A permission request
+the selected session's turn waits on shows with buttons that answer it.
 
 Sessions that began before the dashboard are listed by asking the awake VMs; a transcript
 that missed updates (it started late, or events were dropped) is filled in from its VM.
@@ -24,7 +25,10 @@ from agentos_nb.jupyter.dashboard.text import actor_label
 from agentos_nb.jupyter.dashboard.transcript_html import render_item
 from agentos_nb.jupyter.dashboard.vms import known_vms, vm_handle
 from agentos_nb.jupyter.dashboard.widget_tools import close_tree, html
+from agentos_nb.jupyter.permission_buttons import PermissionButtons
 from agentos_nb.jupyter.transcript import TranscriptItem, transcript_items
+from agentos_nb.jupyter.wording import counted
+from agentos_nb.vm.session_models import PermissionRequest, PermissionResponse
 
 MAX_ITEMS = 150
 """Transcript items shown: the newest."""
@@ -45,6 +49,9 @@ class SessionsTab(TabView):
         self._note = html("ao-note")
         self._items = widgets.VBox(layout=widgets.Layout(max_height="480px", overflow="auto"))
         self._items.add_class("agentos-transcript")
+        self.asks = widgets.VBox()
+        """The buttons of the permission requests the selected session waits on."""
+        self._ask_widgets: dict[str, PermissionButtons] = {}
         self._item_widgets: dict[str, widgets.HTML] = {}
         self._spare: list[widgets.HTML] = []
         self._rendered: dict[str, tuple[TranscriptItem, str]] = {}
@@ -60,12 +67,21 @@ class SessionsTab(TabView):
         self.picker.observe(self._picked, names="value")
         left = widgets.VBox([self._count, self.picker], layout=widgets.Layout(width="36%", min_width="280px"))
         right = widgets.VBox(
-            [self._head, self._note, self._items], layout=widgets.Layout(flex="1", padding="0 0 0 12px")
+            [self._head, self._note, self.asks, self._items],
+            layout=widgets.Layout(flex="1", padding="0 0 0 12px"),
         )
         super().__init__(widgets.HBox([left, right]))
 
     def synced(self) -> Sequence[widgets.Widget]:
-        return (self.picker, self._count, self._head, self._note, self._items, *self._item_widgets.values())
+        return (
+            self.picker,
+            self._count,
+            self._head,
+            self._note,
+            self.asks,
+            self._items,
+            *self._item_widgets.values(),
+        )
 
     def draw_key(self, model: DashboardModel, now: float) -> Hashable:
         return (model.sessions.version, model.actors.version, self._selected)
@@ -82,24 +98,41 @@ class SessionsTab(TabView):
             self._selected = max(logs, key=lambda log: log.last_at).session_id if logs else None
         self._pick(tuple((_label(log), log.session_id) for log in logs))
         opened = sum(not log.closed for log in logs)
-        self._count.value = f"{len(logs)} sessions, {opened} open" if logs else ""
+        self._count.value = f"{counted(len(logs), 'session')}, {opened} open · {LEGEND}" if logs else ""
         if self._selected is None:
             self._head.value = empty(
                 "No agent sessions yet. Sessions appear here as VMs create them "
                 "(`await vm.create_session('pi')`), with a live transcript."
             )
             self._note.value = ""
+            self._ask([], None)
             self._show([])
             return
         log = board.sessions[self._selected]
         self._head.value = _head(log)
         self._note.value = self._fill_gaps(model, log)
+        self._ask(_waiting(log), log)
         self._show(transcript_items(log.updates)[-MAX_ITEMS:])
 
     def close(self) -> None:
         for widget in self._spare:
             close_tree(widget)
+        self._ask([], None)
         super().close()
+
+    def _ask(self, requests: list[PermissionRequest], log: SessionLog | None) -> None:
+        """Buttons for each waiting request; those answered go (the transcript says how)."""
+        wanted = {request.request_id for request in requests}
+        for request_id in [key for key in self._ask_widgets if key not in wanted]:
+            close_tree(self._ask_widgets.pop(request_id))
+        for request in requests:
+            if request.request_id not in self._ask_widgets and log is not None:
+                handle = vm_handle(self._registry, log.actor)
+                respond = functools.partial(handle.respond_permission, log.session_id, request.request_id)
+                self._ask_widgets[request.request_id] = PermissionButtons(request, respond)
+        children = tuple(self._ask_widgets[request.request_id] for request in requests)
+        if children != self.asks.children:
+            self.asks.children = children
 
     def _picked(self, change: dict[str, Any]) -> None:
         if self._setting:
@@ -189,6 +222,18 @@ class SessionsTab(TabView):
             self._items.children = children
 
 
+def _waiting(log: SessionLog) -> list[PermissionRequest]:
+    """The session's permission requests with no answer yet (none once its turn ended)."""
+    if not log.running:
+        return []
+    answered = {u.request_id for u in log.updates if isinstance(u, PermissionResponse)}
+    return [u for u in log.updates if isinstance(u, PermissionRequest) and u.request_id not in answered]
+
+
+LEGEND = "▶ turn running · ✓ open, waiting for a prompt · ✕ closed"
+"""What the marks before each session in the picker mean."""
+
+
 def _label(log: SessionLog) -> str:
     """`✓ writer/my-project · s-41ac4b839294`, a cross for a closed one (the head says more)."""
     mark = "✕" if log.closed else "▶" if log.running else "✓"
@@ -209,6 +254,8 @@ def _head(log: SessionLog) -> str:
         parts.append(mono(info.model))
         if info.offline:
             parts.append(badge("offline model", "amber"))
+        if info.mode != "default":
+            parts.append(badge(f"{info.mode.replace('_', ' ')} mode", "blue"))
     turns = sum(u.session_update == "turn_ended" for u in log.updates)
     parts.append(muted(f"{turns} turn{'' if turns == 1 else 's'} seen"))
     return f'<div class="ao-session-head">{"".join(parts)}</div>'

@@ -100,5 +100,37 @@ STYLE = """
   align-items: center; }
 .agentos-dashboard .ao-viewer-head { display: flex; gap: 8px; align-items: center; padding: 2px 0 4px; }
 .agentos-dashboard .widget-select select { font-family: var(--ao-mono); font-size: 11.5px; }
+.agentos-dashboard .ao-md > :first-child { margin-top: 0; }
+.agentos-dashboard .ao-md > :last-child { margin-bottom: 0; }
+.agentos-dashboard .ao-md { white-space: normal; }
+.agentos-dashboard .ao-md p, .agentos-dashboard .ao-md ul, .agentos-dashboard .ao-md ol { margin: 3px 0; }
+.agentos-dashboard .ao-md ul, .agentos-dashboard .ao-md ol { padding-left: 20px; }
+.agentos-dashboard .ao-md code { font-family: var(--ao-mono); font-size: 11.5px;
+  background: var(--ao-bg-soft); padding: 0 3px; border-radius: 3px; }
+.agentos-dashboard .ao-md pre { background: var(--ao-bg-soft); padding: 6px 8px; border-radius: 4px;
+  overflow: auto; white-space: pre; }
+.agentos-dashboard .ao-md pre code { padding: 0; }
+.agentos-dashboard .widget-tab > .lm-TabBar .lm-TabBar-tab { background: var(--ao-bg-soft);
+  color: var(--ao-fg-muted); border-color: var(--ao-line); }
+.agentos-dashboard .widget-tab > .lm-TabBar .lm-TabBar-tab.lm-mod-current { background: var(--ao-bg);
+  color: var(--ao-fg); border-top: 2px solid var(--ao-accent); }
+.agentos-dashboard .widget-tab > .widget-tab-contents { background: var(--ao-bg);
+  border-color: var(--ao-line); }
+/* JupyterLab's dark theme: the fixed tones turn dark, so text stays readable on them. */
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-green { background: #033a16; color: #7ee2a8; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-grey { background: #32383f; color: #c9d1d9; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-amber { background: #4b2f00; color: #f2cc60; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-red { background: #5d0f12; color: #ffa198; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-blue { background: #0c2d6b; color: #a5d6ff; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-purple { background: #3c1e70; color: #d2a8ff; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-teal { background: #0a3a33; color: #7ee2d4; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-tone-orange { background: #4b2200; color: #ffb77c; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-warn { color: #f2cc60; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-msg-user { background: #0c2d6b; color: #cae8ff; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-g-actor rect { fill: #0c2d6b; stroke: #388bfd; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-g-actor .ao-g-name { fill: #cae8ff; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-g-actor .ao-g-key { fill: #a5d6ff; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-g-tool rect { fill: #4b2200; stroke: #db6d28; }
+body[data-jp-theme-light="false"] .agentos-dashboard .ao-g-tool text { fill: #ffdfb6; }
 </style>
 """

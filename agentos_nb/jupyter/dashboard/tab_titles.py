@@ -1,14 +1,14 @@
-"""The six tabs a dashboard can show, and checking a caller's choice of them."""
+"""The tabs a dashboard can show, and checking a caller's choice of them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-TITLES = ("Actors", "Queues", "Sessions", "Tool calls", "Files", "Events")
+TITLES = ("Actors", "Queues", "Sessions", "Tool calls", "Files", "Processes", "Cron", "Events")
 
 
 def chosen_tabs(tabs: Sequence[str] | None) -> tuple[str, ...]:
-    """The titles asked for, in the order given (all six for None); a clear ValueError otherwise."""
+    """The titles asked for, in the order given (all of them for None); a clear ValueError otherwise."""
     if tabs is None:
         return TITLES
     valid = ", ".join(repr(title) for title in TITLES)

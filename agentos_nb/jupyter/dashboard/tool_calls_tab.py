@@ -59,8 +59,7 @@ def _row(entry: ToolCallEntry) -> tuple[str, ...]:
     elif entry.ok:
         outcome = _folded(entry.result)
     else:
-        message = f"{entry.error}: {entry.message}" if entry.message else str(entry.error)
-        outcome = badge(str(entry.error), "red") + " " + _folded(message)
+        outcome = badge(str(entry.error), "red") + (" " + _folded(entry.message) if entry.message else "")
     return (
         f'<span class="ao-nowrap ao-muted">{clock_time(entry.started_at)}</span>',
         f"<b>{esc(actor_label(entry.caller.name, entry.caller.key))}</b>",

@@ -16,7 +16,7 @@ from agentos_nb.errors import VmCrashed, VmError
 from agentos_nb.vm.files import Content, resolve_path
 from agentos_nb.vm.host.frames import VmLayout
 from agentos_nb.vm.host.pool import HostPool
-from agentos_nb.vm.host.process import STOP_GRACE, CallHandler, HostExit, HostProcess
+from agentos_nb.vm.host.process import STOP_GRACE, CallHandler, HostExit, HostProcess, OutputHandler
 from agentos_nb.vm.models import DirEntry, FileRead, FileStat, FileWrite
 from agentos_nb.vm.shell import HOME, ShellLimits, ShellRun
 
@@ -67,14 +67,20 @@ class HostedShell:
             await self._pool.leave(self.vm_id, host)
 
     async def request(
-        self, op: str, args: dict[str, Any], blobs: tuple[bytes, ...] = (), *, deadline: float | None = None
+        self,
+        op: str,
+        args: dict[str, Any],
+        blobs: tuple[bytes, ...] = (),
+        *,
+        deadline: float | None = None,
+        on_output: OutputHandler | None = None,
     ) -> tuple[Any, list[bytes]]:
         restarting = self._restarting
         if restarting is not None and restarting is not asyncio.current_task():
             await asyncio.shield(restarting)
         if self._host is None:
             raise VmError("the VM has no host: it is going to sleep, or its host could not be restarted")
-        return await self._host.request(self.vm_id, op, args, blobs, deadline=deadline)
+        return await self._host.request(self.vm_id, op, args, blobs, deadline=deadline, on_output=on_output)
 
     def _lost(self, exit: HostExit) -> None:
         if self._closed:
@@ -107,6 +113,36 @@ class HostedShell:
         args = {"script": script, "cwd": cwd, "env": dict(env or {}), "stdin": stdin, "timeout": timeout}
         result, _ = await self.request("run", args, deadline=timeout + STOP_GRACE)
         return ShellRun(**result)
+
+    async def analyze(self, script: str) -> dict[str, Any]:
+        """What `script` would run, found on the host without running it (`shell.analyze`)."""
+        result, _ = await self.request("analyze", {"script": script})
+        return dict(result)
+
+    async def run_process(
+        self,
+        process: str,
+        script: str,
+        *,
+        cwd: str,
+        env: Mapping[str, str],
+        stdin: str | None,
+        keep_stdin_open: bool,
+        timeout: float | None,
+        on_output: OutputHandler,
+    ) -> int:
+        """Run `script` as process `process` to its end (see `host/spawned.py`): its output goes
+        to `on_output` as it comes, and its exit code is returned. Cancelling stops it."""
+        args: dict[str, Any] = {"process": process, "script": script, "cwd": cwd, "env": dict(env)}
+        args.update(stdin=stdin, keep_open=keep_stdin_open, timeout=timeout)
+        deadline = None if timeout is None else timeout + STOP_GRACE
+        result, _ = await self.request("run_process", args, deadline=deadline, on_output=on_output)
+        return int(result["exit_code"])
+
+    async def process_stdin(self, process: str, data: bytes, *, close: bool = False) -> None:
+        """Write `data` to a running process's stdin (waiting while its pipe is full), then
+        close it if `close`. `BrokenPipeError` once the process has ended."""
+        await self.request("process_stdin", {"process": process, "close": close}, (data,) if data else ())
 
     def persistent(self, cwd: str = HOME) -> HostedPersistentShell:
         """A shell whose state (cwd, variables, functions) lasts from one script to the next."""

@@ -23,6 +23,11 @@ from typing import Any
 from agentos_nb.vm import archive
 from agentos_nb.vm.files import VmFiles
 from agentos_nb.vm.host.frames import Failure, Header, VmLayout, encode, read_frame
+from agentos_nb.vm.host.spawned import OutputFrames, run_process, write_stdin
+from agentos_nb.vm.languages import programs as language_programs
+from agentos_nb.vm.mounts import resolve_mounts
+from agentos_nb.vm.net_commands import network_commands
+from agentos_nb.vm.pipes import InputPipe
 from agentos_nb.vm.shell import (
     HOME,
     CommandCall,
@@ -30,7 +35,10 @@ from agentos_nb.vm.shell import (
     CommandReply,
     PersistentShell,
     Shell,
+    analyze,
 )
+from agentos_nb.vm.shell_terminal import ShellTerminal
+from agentos_nb.vm.terminal_models import MAX_TERMINALS
 
 
 class _Vm:
@@ -38,6 +46,9 @@ class _Vm:
         self.shell = shell
         self.files = VmFiles(shell)
         self.persistent: dict[str, PersistentShell] = {}
+        self.terminals: dict[str, ShellTerminal] = {}
+        self.processes: dict[str, InputPipe] = {}
+        """The stdin of each running process (`spawned.py`), by the kernel's process id."""
 
 
 Op = Callable[["_Vm", dict[str, Any], list[bytes]], Awaitable[tuple[Any, tuple[bytes, ...]]]]
@@ -79,8 +90,14 @@ class Engine:
         try:
             if request.op == "open":
                 self._open(request.vm, VmLayout.model_validate(request.args))
+            elif request.op == "run_process":  # a long request: output frames come before its reply
+                vm = self._vms[request.vm]
+                output = OutputFrames(request.id, self._send, self._writer.drain)
+                reply.result = await run_process(vm.shell, vm.processes, request.args, output)
             elif request.op == "close":
-                self._vms.pop(request.vm, None)
+                closing = self._vms.pop(request.vm, None)
+                if closing is not None:
+                    await _close_terminals(closing)
             else:
                 reply.result, out = await _OPS[request.op](self._vms[request.vm], request.args, blobs)
         except asyncio.CancelledError:  # the kernel stopped waiting: say the work has stopped
@@ -99,7 +116,16 @@ class Engine:
 
     def _open(self, vm: str, layout: VmLayout) -> None:
         commands: dict[str, CommandHandler] = {name: self._command_for(vm, name) for name in layout.commands}
-        shell = Shell(limits=layout.limits, commands=commands, features=frozenset(layout.features))
+        if layout.network is not None:  # made here, on the host, which alone holds the credentials
+            commands.update(network_commands(layout.network, lambda: self._vms[vm].files))
+        mounts = resolve_mounts(layout.mounts, layout.mount_roots)
+        shell = Shell(
+            limits=layout.limits,
+            commands=commands,
+            features=frozenset(layout.features),
+            mounts=mounts,
+            programs=language_programs(layout.features, layout.network),
+        )
         self._vms[vm] = _Vm(shell)
 
     def _command_for(self, vm: str, name: str) -> CommandHandler:
@@ -146,6 +172,10 @@ async def _run_persistent(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tupl
 async def _close_persistent(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
     vm.persistent.pop(args["session"], None)
     return None, ()
+
+
+async def _analyze(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    return analyze(args["script"]), ()
 
 
 async def _read(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
@@ -209,6 +239,7 @@ async def _boot(vm: _Vm, args: dict[str, Any], blobs: list[bytes]) -> tuple[Any,
         await asyncio.to_thread(archive.unpack, vm.shell, next(contents))
     archive.place_directory(vm.shell, "/tmp", 0o1777)
     archive.place_directory(vm.shell, HOME, 0o755)
+    vm.shell.make_mount_points()
     for path, mode in args["files"]:
         archive.place_file(vm.shell, path, next(contents), mode)
     for path, target in args["links"]:
@@ -216,7 +247,85 @@ async def _boot(vm: _Vm, args: dict[str, Any], blobs: list[bytes]) -> tuple[Any,
     return None, ()
 
 
+# --- terminals (`shell_terminal.py`) ----------------------------------------------------------------
+
+_READ_WAIT_MAX = 30.0
+
+
+def _terminal(vm: _Vm, args: dict[str, Any]) -> ShellTerminal:
+    terminal = vm.terminals.get(args["terminal"])
+    if terminal is None:
+        raise ValueError(f"no open terminal {args['terminal']!r} in this VM")
+    return terminal
+
+
+async def _terminal_open(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    for name in [name for name, terminal in vm.terminals.items() if terminal.closed]:
+        await vm.terminals.pop(name).close()
+    if len(vm.terminals) >= MAX_TERMINALS:
+        raise ValueError(f"a VM may have at most {MAX_TERMINALS} terminals open; close one first")
+    if args["terminal"] in vm.terminals:
+        raise ValueError(f"terminal {args['terminal']!r} is open already")
+    terminal = ShellTerminal(vm.shell, rows=args["rows"], cols=args["cols"])
+    vm.terminals[args["terminal"]] = terminal  # counted against the cap while it opens
+    try:
+        await terminal.start(max_copy=args["max_copy"])
+    except BaseException:
+        del vm.terminals[args["terminal"]]
+        raise
+    return None, ()
+
+
+async def _terminal_send(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    terminal = _terminal(vm, args)
+    await terminal.send(args["keys"])
+    return {"files_changed": terminal.take_files_changed()}, ()
+
+
+async def _terminal_read(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    terminal = _terminal(vm, args)
+    read = await terminal.read(args["since"], wait=min(float(args["wait"]), _READ_WAIT_MAX))
+    result = {
+        "start": read.start,
+        "end": read.end,
+        "dropped": read.dropped,
+        "closed": read.closed,
+        "files_changed": terminal.take_files_changed(),
+    }
+    return result, (read.data,)
+
+
+async def _terminal_screen(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    return asdict(await _terminal(vm, args).screen()), ()
+
+
+async def _terminal_resize(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    await _terminal(vm, args).resize(rows=args["rows"], cols=args["cols"])
+    return None, ()
+
+
+async def _terminal_close(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    terminal = vm.terminals.pop(args["terminal"], None)
+    if terminal is None:
+        return {"files_changed": False}, ()
+    await terminal.close()
+    return {"files_changed": terminal.take_files_changed()}, ()
+
+
+async def _close_terminals(vm: _Vm) -> None:
+    terminals, vm.terminals = list(vm.terminals.values()), {}
+    for terminal in terminals:
+        await terminal.close()
+
+
+async def _process_stdin(vm: _Vm, args: dict[str, Any], blobs: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
+    await write_stdin(vm.processes, args, blobs[0] if blobs else b"")
+    return None, ()
+
+
 _OPS: dict[str, Op] = {
+    "process_stdin": _process_stdin,
+    "analyze": _analyze,
     "run": _run,
     "run_persistent": _run_persistent,
     "close_persistent": _close_persistent,
@@ -232,13 +341,19 @@ _OPS: dict[str, Op] = {
     "real_path": _real_path,
     "pack": _pack,
     "boot": _boot,
+    "terminal_open": _terminal_open,
+    "terminal_send": _terminal_send,
+    "terminal_read": _terminal_read,
+    "terminal_screen": _terminal_screen,
+    "terminal_resize": _terminal_resize,
+    "terminal_close": _terminal_close,
 }
 
 
 async def main(memory_limit: int) -> None:
     """Serve the kernel over stdin and a private copy of stdout, within `memory_limit` bytes."""
-    if memory_limit > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    if memory_limit > 0:  # the soft limit: Deno's child lifts it for V8's reservations (languages/deno.py)
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     channel = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     loop = asyncio.get_running_loop()

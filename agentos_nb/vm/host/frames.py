@@ -13,11 +13,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentos_nb.vm.mounts import Mount
+from agentos_nb.vm.network import Network
 from agentos_nb.vm.shell import Feature, ShellLimits
 
-FrameKind = Literal["request", "reply", "call", "answer", "cancel"]
+FrameKind = Literal["request", "reply", "call", "answer", "cancel", "output"]
 """request/reply: the kernel asks a host. call/answer: a script on the host runs a host
-command, which the kernel answers. cancel: the other side no longer waits for frame `id`."""
+command, which the kernel answers. cancel: the other side no longer waits for frame `id`.
+output: what a process (the request `id`, see `spawned.py`) printed so far, before its reply:
+`args["streams"]` names the stream of each blob."""
 
 _PREFIX = struct.Struct("!II")
 MAX_HEADER = 64 * 1024 * 1024
@@ -49,14 +53,18 @@ class Header(BaseModel):
 
 
 class VmLayout(BaseModel):
-    """What a VM needs on its host (the `open` request): its limits, its engine features and
-    the names of its host commands."""
+    """What a VM needs on its host (the `open` request): its limits, its engine features, the
+    names of its host commands, the host directories it mounts with the roots that bound them
+    (the host checks them again), and its network, credentials included (None: no network)."""
 
     model_config = ConfigDict(extra="forbid")
 
     limits: ShellLimits
     features: list[Feature]
     commands: list[str]
+    mounts: list[Mount] = Field(default_factory=list)
+    mount_roots: list[str] = Field(default_factory=list)
+    network: Network | None = None
 
 
 def encode(header: Header, blobs: tuple[bytes, ...] = ()) -> bytes:

@@ -24,6 +24,8 @@ from agentos_nb.vm.shell import CommandCall, CommandReply
 from agentos_nb.vm.tool_results import describe
 
 CallHandler = Callable[[CommandCall], Awaitable[CommandReply]]
+OutputHandler = Callable[[str, bytes], None]
+"""Hears a process's output as it comes: the stream's name and its bytes."""
 STOP_GRACE = 2.0
 """Seconds a command has to stop after its timeout or cancel, before its host is killed."""
 _SPINNING = 0.5  # a host using more than half a core with nothing to run is running a stray
@@ -39,6 +41,7 @@ class Pending:
     op: str
     args: dict[str, Any]
     reply: asyncio.Future[tuple[Any, list[bytes]]] = field(repr=False)
+    output: OutputHandler | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,10 @@ class HostExit:
         return f"the VM's host process exited with code {self.exit_code}"
 
 
-HOST_ENVIRONMENT = ("PATH", "PYTHONPATH", "PYTHONHASHSEED", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR")
+HOST_ENVIRONMENT = (
+    *("PATH", "PYTHONPATH", "PYTHONHASHSEED", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR"),
+    "AGENTOS_NB_CACHE",  # where `agentos-nb prepare` put the compiled CPython (vm/languages/python_wasi.py)
+)
 """The only variables a host gets from the kernel: what Python needs to start. API keys and
 every other secret of the kernel's environment stay out of the process that runs agent code."""
 
@@ -122,8 +128,10 @@ class HostProcess:
         blobs: tuple[bytes, ...] = (),
         *,
         deadline: float | None = None,
+        on_output: OutputHandler | None = None,
     ) -> tuple[Any, list[bytes]]:
-        """Ask the host; its answer, or the error it raised there. A host that has not
+        """Ask the host; its answer, or the error it raised there (a process's output, before
+        it, goes to `on_output`). A host that has not
         answered `deadline` seconds on is killed (its engine would not stop the work), and so is
         one that does not stop the work within `STOP_GRACE` of the caller being cancelled."""
         if self.exit is not None:
@@ -131,7 +139,7 @@ class HostProcess:
         request_id = next(self._ids)
         frame = encode(Header(kind="request", id=request_id, vm=vm, op=op, args=args), blobs)
         reply: asyncio.Future[tuple[Any, list[bytes]]] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = Pending(vm, op, args, reply)
+        self._pending[request_id] = Pending(vm, op, args, reply, on_output)
         self._write(frame)
         try:
             async with asyncio.timeout(deadline):
@@ -224,6 +232,8 @@ class HostProcess:
                 header, blobs = frame
                 if header.kind == "reply":
                     self._settle(header, blobs)
+                elif header.kind == "output":
+                    self._hear(header, blobs)
                 elif header.kind == "call":
                     task = asyncio.create_task(self._serve_call(header))
                     self._serving[header.id] = task
@@ -253,6 +263,14 @@ class HostProcess:
             pending.reply.set_exception(_raised(header.failure))
         else:
             pending.reply.set_result((header.result, blobs))
+
+    def _hear(self, header: Header, blobs: list[bytes]) -> None:
+        pending = self._pending.get(header.id)
+        streams = header.args.get("streams")
+        if pending is None or pending.output is None or not isinstance(streams, list):
+            return
+        for stream, data in zip(streams, blobs, strict=False):
+            pending.output(str(stream), data)
 
     async def _serve_call(self, header: Header) -> None:
         handler = self._calls(header.vm)
