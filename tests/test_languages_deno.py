@@ -268,3 +268,11 @@ async def test_a_symlink_out_of_the_working_copy_brings_nothing_back(project):
     run = await project.exec('node -e \'Deno.symlinkSync("/etc/passwd", "link")\'; cat link; ls', cwd=PROJECT)
     assert "root:" not in run.stdout
     assert "link" not in run.stdout.split()
+
+
+def test_the_kernel_knows_the_runtimes_commands_without_loading_them() -> None:
+    """The stubs in /usr/bin come from `program_names`, made without importing the runtimes."""
+    from agentos_nb.vm.languages import program_names, programs
+
+    for features in ({"python"}, {"javascript"}, {"python", "javascript"}, set()):
+        assert sorted(program_names(features)) == sorted(programs(features))

@@ -28,7 +28,7 @@ from typing import TypeVar
 import bashkit
 
 from agentos_nb.vm.shell import BASE_ENV, HOME, HOSTNAME, USERNAME, EntryInfo, Shell, entry_info, fs_call
-from agentos_nb.vm.terminal_models import TerminalState, check_keys, check_size
+from agentos_nb.vm.terminal_models import TerminalScreen, TerminalState, check_keys, check_size
 
 T = TypeVar("T")
 
@@ -39,20 +39,6 @@ _NOT_SYNCED = frozenset({"/dev", "/proc"})  # devices each side provides for its
 # Terminal work runs on threads of its own, so that busy terminals cannot starve the host's
 # other work (packing, listing) of the default executor's few threads.
 _EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agentos-terminal")
-
-
-@dataclass(frozen=True, slots=True)
-class ScreenState:
-    """What a terminal shows now."""
-
-    text: str
-    rows: int
-    cols: int
-    cursor_row: int
-    cursor_col: int
-    alternate_screen: bool
-    state: TerminalState
-    exit_code: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,18 +102,25 @@ class ShellTerminal:
 
     # --- output --------------------------------------------------------------------------------
 
-    async def screen(self) -> ScreenState:
+    async def screen(self) -> TerminalScreen:
         """The visible screen as text, and where the cursor is."""
         return await self._locked(self._screen)
 
-    def _screen(self) -> ScreenState:
+    def _screen(self) -> TerminalScreen:
         terminal = self._terminal
         rows, cols = terminal.size()
         row, col = terminal.cursor()
         exit_code = terminal.exit_code
         state: TerminalState = "exited" if exit_code is not None else _state(terminal.activity())
-        return ScreenState(
-            terminal.screen_text(), rows, cols, row, col, terminal.is_alternate_screen(), state, exit_code
+        return TerminalScreen(
+            text=terminal.screen_text(),
+            rows=rows,
+            cols=cols,
+            cursor_row=row,
+            cursor_col=col,
+            alternate_screen=terminal.is_alternate_screen(),
+            state=state,
+            exit_code=exit_code,
         )
 
     async def read(self, since: int, *, wait: float) -> OutputRead:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from agentos_nb.errors import InvalidDefinition
-from agentos_nb.vm.languages import programs
+from agentos_nb.vm.languages import program_names
 from agentos_nb.vm.sessions import AgentType
 from agentos_nb.vm.shell import Feature, engine_commands
 
@@ -91,7 +91,7 @@ class Common:
         setup.enable("python")
         setup.enable("sqlite")
         setup.enable("javascript")
-        for command in {*engine_commands(), *programs(setup.features)}:
+        for command in {*engine_commands(), *program_names(setup.features)}:
             setup.add_file(f"/usr/bin/{command}", _stub(command), mode=0o755)
         setup.add_symlink("/bin", "usr/bin")  # as on current distributions: /bin/sh, /bin/bash
         setup.add_instructions(_COMMON_INSTRUCTIONS)

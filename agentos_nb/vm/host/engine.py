@@ -296,7 +296,7 @@ async def _terminal_read(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple
 
 
 async def _terminal_screen(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
-    return asdict(await _terminal(vm, args).screen()), ()
+    return (await _terminal(vm, args).screen()).model_dump(), ()
 
 
 async def _terminal_resize(vm: _Vm, args: dict[str, Any], _: list[bytes]) -> tuple[Any, tuple[bytes, ...]]:
