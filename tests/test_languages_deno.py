@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -206,6 +208,49 @@ async def test_an_output_flood_is_cut_at_the_limit(project):
     assert run.exit_code == 0
     assert len(run.stdout.encode()) <= 100_000
     assert run.truncated
+
+
+MAX_MEMORY = 256 * 1024 * 1024  # the module VM's limit
+FILL = f"""\
+import {{ writeFileSync }} from "node:fs";
+const chunk = new Uint8Array({MAX_MEMORY // 100});
+for (let i = 0; i < 200; i++) writeFileSync(`fill-${{i}}.bin`, chunk);
+console.log("all written");
+"""
+
+
+def _filled_on_the_host() -> list[Path]:
+    return list(Path(tempfile.gettempdir()).glob("agentos-deno-*/work/fill-*.bin"))
+
+
+async def test_files_past_the_memory_limit_stop_the_program_while_it_runs(project):
+    await project.write_file(f"{PROJECT}/fill.js", FILL)
+    run = await project.exec(f"cd {PROJECT} && node fill.js")
+    assert run.exit_code == 153, run.stderr
+    assert "pass the VM's memory limit" in run.stderr
+    assert "all written" not in run.stdout
+    assert not _filled_on_the_host()  # the working copy is gone from the host's /tmp
+    assert not [entry for entry in await project.readdir(PROJECT) if entry.name.startswith("fill-")]
+    assert (await project.exec("node -e 'console.log(1)'")).stdout == "1\n"
+
+
+OVERLAP = """\
+import { writeFileSync } from "node:fs";
+const start = Date.now();
+await new Promise((resolve) => setTimeout(resolve, 1500));
+writeFileSync(`times-${Deno.args[0]}.json`, JSON.stringify([start, Date.now()]));
+"""
+
+
+async def test_at_most_two_deno_runs_of_one_vm_overlap(project):
+    await project.write_file(f"{PROJECT}/overlap.js", OVERLAP)
+    runs = await asyncio.gather(*(project.exec(f"cd {PROJECT} && node overlap.js {i}") for i in range(4)))
+    assert [run.exit_code for run in runs] == [0] * 4, [run.stderr for run in runs]
+    spans = [
+        json.loads(await project.read_file(f"{PROJECT}/times-{i}.json", encoding="utf-8")) for i in range(4)
+    ]
+    most = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert most <= 2, spans
 
 
 # --- escapes -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ through a certificate authority of the run; no network at all without a network 
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import http.server
 import ipaddress
@@ -15,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -375,17 +377,46 @@ async def _exchange(port: int, raw: bytes) -> bytes:
         writer.close()
 
 
+def _authorization(proxy: DenoProxy) -> str:
+    """The `Proxy-Authorization` line Deno sends, from the user and secret in the proxy's URL."""
+    credentials = urllib.parse.urlsplit(proxy.url)
+    token = base64.b64encode(f"{credentials.username}:{credentials.password}".encode()).decode()
+    return f"Proxy-Authorization: Basic {token}\r\n"
+
+
+async def test_the_proxy_serves_only_requests_with_the_runs_secret(server, tmp_path):
+    outbound = Outbound(network(allow=[f"{server.base}/api/*"]))
+    async with DenoProxy(outbound, tmp_path / "proxy", timeout=10, max_body=1000) as proxy:
+        request = f"GET {server.base}/api/stolen HTTP/1.1\r\nHost: x\r\n"
+        answer = await _exchange(proxy.port, f"{request}\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 407 "), answer
+        assert b"Proxy-Authenticate: Basic" in answer
+        wrong = base64.b64encode(b"agentos:guess").decode()
+        answer = await _exchange(proxy.port, f"{request}Proxy-Authorization: Basic {wrong}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 407 "), answer
+        connect = f"CONNECT 127.0.0.1:{server.port} HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert (await _exchange(proxy.port, connect.encode())).startswith(b"HTTP/1.1 407 ")
+        answer = await _exchange(proxy.port, f"{request}{_authorization(proxy)}\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert [r["path"] for r in server.requests if r["path"] == "/api/stolen"] == ["/api/stolen"]
+
+
 async def test_the_proxy_is_bounded_and_gone_after_the_run(server, tmp_path):
     outbound = Outbound(network(allow=[f"{server.base}/api/*"]))
     async with DenoProxy(outbound, tmp_path / "proxy", timeout=10, max_body=1000) as proxy:
         port = proxy.port
+        secret = _authorization(proxy)
         assert [path.name for path in (tmp_path / "proxy").iterdir()] == ["ca.pem"]  # no key on disk
         assert b"PRIVATE KEY" not in proxy.ca_file.read_bytes()
-        answer = await _exchange(port, f"GET {server.base}/api/ok HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        answer = await _exchange(
+            port, f"GET {server.base}/api/ok HTTP/1.1\r\nHost: x\r\n{secret}\r\n".encode()
+        )
         assert answer.startswith(b"HTTP/1.1 200 "), answer
-        big = f"POST {server.base}/api/big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n".encode()
+        big = (
+            f"POST {server.base}/api/big HTTP/1.1\r\nHost: x\r\n{secret}Content-Length: 5000\r\n\r\n".encode()
+        )
         assert (await _exchange(port, big + b"x" * 5000)).startswith(b"HTTP/1.1 413 "), "body over the cap"
-        answer = await _exchange(port, b"GET /api/ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await _exchange(port, f"GET /api/ok HTTP/1.1\r\nHost: x\r\n{secret}\r\n".encode())
         assert answer.startswith(b"HTTP/1.1 400 "), answer  # a proxy request names a full URL
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(MAX_CONNECTIONS)]
         await asyncio.sleep(0.2)
@@ -394,7 +425,7 @@ async def test_the_proxy_is_bounded_and_gone_after_the_run(server, tmp_path):
             writer.close()
         await asyncio.sleep(0.2)
         slow = asyncio.create_task(
-            _exchange(port, f"GET {server.base}/api/slow HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            _exchange(port, f"GET {server.base}/api/slow HTTP/1.1\r\nHost: x\r\n{secret}\r\n".encode())
         )
         await asyncio.sleep(0.5)
     assert await slow == b""  # the run ended mid-request: the connection is closed, unanswered

@@ -22,6 +22,9 @@ import pytest
 
 from agentos_nb import actor, queue, setup
 from agentos_nb.actors import consumer
+from agentos_nb.actors.mailbox import MailboxState
+from agentos_nb.actors.message import Message
+from agentos_nb.store.protocol import MessageRecord
 from agentos_nb.store.sqlite import SqliteStore
 from conftest import next_event, wait_until
 
@@ -383,3 +386,16 @@ async def test_a_store_lost_under_acknowledgements_written_behind_stops_the_loop
         assert len(handled) < 100  # it stopped at the first write after the files went
     finally:
         await registry.stop(grace=0)
+
+
+def test_a_message_that_failed_an_attempt_is_not_leased_ahead():
+    """Leased ahead, its next attempt is counted at once; a crash before its hand-over would
+    count an attempt never made, and bury a message on its last one."""
+    state = MailboxState(["jobs"])
+    for seq, attempt in enumerate([0, 0, 1, 0]):
+        record = MessageRecord(seq, seq, "actor", "jobs", b"0", 0.0, attempt=attempt)
+        state.adopt(Message(None, record, seq))  # type: ignore[arg-type]
+    taken = state.take(frozenset({"jobs"}), 1)
+    ahead = state.take_ahead(frozenset({"jobs"}), 10, taken)
+    assert [m.id for m in taken + ahead] == [0, 1]  # not message 2, nor what comes after it
+    assert [m.id for m in state.take(frozenset({"jobs"}), 1)] == [2]  # taken in its turn, alone

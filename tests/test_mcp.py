@@ -21,6 +21,7 @@ from pydantic_ai.models import override_allow_model_requests
 
 from agentos_nb import agent_os, create_client, setup
 from agentos_nb.errors import McpServerFailed, ValidationError
+from agentos_nb.http import host_commands
 from agentos_nb.http.errors import Forbidden
 from agentos_nb.software import common, pi
 from agentos_nb.vm.mcp_servers import McpHttpServer, McpStdioServer
@@ -238,7 +239,9 @@ async def test_over_http_an_http_server_is_taken_and_a_stdio_server_is_refused(s
     async with create_client(served.url) as client:
         vm = client.vm.get_or_create(["remote"])
         server = McpHttpServer(name="remote", url=http_server)
-        session = await vm.create_session("pi", mcp_servers=[server])
+        with pytest.MonkeyPatch.context() as patch:  # the test's server on 127.0.0.1 stands for a public one
+            patch.setattr(host_commands, "is_public", lambda address: True)
+            session = await vm.create_session("pi", mcp_servers=[server])
         assert session.mcp_servers == ["remote"]
         result = await vm.send_prompt(session.session_id, 'Call remote__add with {"a": 1, "b": 2}.')
         assert "It answered:\n\n3" in result.text
@@ -254,6 +257,29 @@ async def test_over_http_an_http_server_is_taken_and_a_stdio_server_is_refused(s
         assert reply.status_code == 403
         assert "stdio server" in reply.json()["message"]
     assert servers_running() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:{port}/mcp", "http://169.254.169.254/latest/meta-data", "http://localhost:{port}/mcp"],
+)
+async def test_over_http_an_http_server_on_a_private_address_is_refused(served, http_server, vm, url):
+    url = url.format(port=http_server.split(":")[2].split("/")[0])
+    private = McpHttpServer(name="inside", url=url, startup_timeout=5)
+    async with create_client(served.url) as client:
+        with pytest.raises(Forbidden, match="not a public address"):
+            await client.vm.get_or_create(["private"]).create_session("pi", mcp_servers=[private])
+        async with httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {served.token.get_secret_value()}"}
+        ) as http:
+            reply = await http.post(
+                f"{served.url}/actors/vm/private/sessions", json={"mcp_servers": [private.model_dump()]}
+            )
+        assert reply.status_code == 403
+        assert url in reply.json()["message"]
+    if "169.254" not in url:  # in-process, the notebook's own code may name any server
+        session = await vm.create_session("pi", mcp_servers=[private])
+        assert session.mcp_servers == ["inside"]
 
 
 async def test_mcp_tools_follow_the_permission_policy_and_plan_mode(vm):
@@ -290,3 +316,15 @@ async def test_a_vm_that_sleeps_stops_the_server_and_its_session_starts_it_again
     await wait_until(lambda: servers_running() == [], timeout=10)  # stopped with the VM
     _, _, results = await turn(vm, session.session_id, 'Call notes__add with {"a": 3, "b": 4}.')
     assert results[0].raw_output == "7"  # started again when the session reopened
+
+
+async def test_a_session_whose_model_changed_still_has_its_servers_after_sleep(start_registry):
+    registry = await start_registry(vm=agent_os(software=[common, pi], options={"sleep_timeout": 0.2}))
+    vm = registry.client().vm.get_or_create(["changed"])
+    slept = registry.bus.subscribe(types=["actor.slept"])
+    session = await vm.create_session("pi", mcp_servers=[notes()])
+    await vm.set_model(session.session_id, "offline")
+    await next_event(slept, "actor.slept", timeout=20)
+    _, _, results = await turn(vm, session.session_id, 'Call notes__add with {"a": 3, "b": 4}.')
+    assert [r.raw_output for r in results] == ["7"]
+    assert (await vm.get_session(session.session_id)).mcp_servers == ["notes"]

@@ -4,10 +4,12 @@ pattern (redirects included), and never visible inside the VM."""
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import json
 import socket
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,11 +17,19 @@ import pytest
 
 from agentos_nb import agent_os, errors, network
 from agentos_nb.software import common
+from agentos_nb.vm.net_commands import network_commands
 from agentos_nb.vm.network import NetworkError, Rule, address_of, is_public, parse_url
+from agentos_nb.vm.outbound import Outbound
+from agentos_nb.vm.shell import CommandCall
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "sk-live-7f3a9c-never-inside"
+BOMB_BYTES = 64 * 1024 * 1024
+GZIP_BOMB = gzip.compress(b"\0" * BOMB_BYTES, compresslevel=9)
+"""About a kilobyte per megabyte: a body that expands a thousandfold."""
+GZIP_TEXT = b"hello gzip\n" * 10_000
+BIG_BODY = 3 * 1024 * 1024
 
 
 @dataclass
@@ -57,6 +67,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.record.requests.append(  # type: ignore[attr-defined]
             {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
         )
+        if self.path in ("/api/bomb", "/api/big", "/api/gzip"):
+            payload = {"/api/bomb": GZIP_BOMB, "/api/big": b"x" * BIG_BODY}.get(self.path)
+            payload = gzip.compress(GZIP_TEXT) if payload is None else payload
+            self.send_response(200)
+            if self.path != "/api/big":
+                self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
         if "/redirect?to=" in self.path:
             self.send_response(302)
             self.send_header("Location", self.path.split("to=", 1)[1])
@@ -323,6 +343,21 @@ def test_rules_match_scheme_host_port_and_path_prefix(pattern, url, allowed):
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "https://h.example/repos/me/..%2F..%2Fother",
+        "https://h.example/repos/me/..%2f..%2fother",
+        "https://h.example/repos/me/..%5Cother",
+        "https://h.example/repos/me/..%5cother",
+        "https://h.example/repos/me/..\\other",
+    ],
+)
+def test_an_encoded_slash_or_a_backslash_in_a_path_is_refused(url):
+    with pytest.raises(NetworkError, match="cannot encode a slash or hold a backslash"):
+        parse_url(url)
+
+
+@pytest.mark.parametrize(
     ("address", "public"),
     [
         ("8.8.8.8", True),
@@ -339,9 +374,48 @@ def test_rules_match_scheme_host_port_and_path_prefix(pattern, url, allowed):
         ("fd00::1", False),
         ("::ffff:127.0.0.1", False),  # loopback, spelled as IPv6
         ("224.0.0.1", False),
+        ("::ffff:8.8.8.8", True),
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("2002:808:808::1", True),
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
     ],
 )
 def test_only_public_addresses_count_as_public(address, public):
     parsed = address_of(address)
     assert parsed is not None
     assert is_public(parsed) is public
+
+
+async def test_a_gzip_bomb_is_decoded_only_up_to_the_limit(server):
+    outbound = Outbound(network(allow=[f"{server.base}/api/*"]))
+    limit = 1024 * 1024
+    tracemalloc.start()
+    try:
+        reply = await outbound.request(
+            "GET", f"{server.base}/api/bomb", [("Accept-Encoding", "gzip")], max_body=limit
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (len(reply.body), reply.truncated) == (limit, True)
+    assert set(reply.body) == {0}  # decoded, not the compressed bytes
+    assert len(GZIP_BOMB) < BOMB_BYTES // 500
+    assert peak < 16 * limit, f"decoding took {peak} bytes at its peak for a {limit}-byte limit"
+
+
+async def test_a_small_gzip_body_is_decoded_whole(server):
+    outbound = Outbound(network(allow=[f"{server.base}/api/*"]))
+    reply = await outbound.request("GET", f"{server.base}/api/gzip")
+    assert (reply.body, reply.truncated) == (GZIP_TEXT, False)
+
+
+async def test_curl_keeps_no_more_of_a_body_than_the_vms_memory(server):
+    megabyte = 1024 * 1024
+    allowed = network(allow=[f"{server.base}/api/*"])
+    commands = network_commands(allowed, lambda: None, max_memory=megabyte)  # type: ignore[arg-type, return-value]
+    call = CommandCall("curl", ["curl", "-s", f"{server.base}/api/big"], None, {}, "/")
+    reply = await commands["curl"](call)
+    assert len(reply.stdout) == megabyte < BIG_BODY

@@ -293,6 +293,18 @@ async def test_accept_edits_lets_writes_through_but_still_asks_for_bash(writer):
     assert (await turn).text == "done"
 
 
+async def test_plan_mode_chosen_while_a_request_waits_still_refuses_the_write(writer):
+    model = results_model(("write", {"path": "a.txt", "content": "x"}))
+    session = await writer.create_session("pi", model=model, permissions=["write"])
+    turn = asyncio.ensure_future(writer.send_prompt(session.session_id, "go"))
+    request = await next_request(writer, session.session_id)
+    await writer.set_mode(session.session_id, "plan")
+    await writer.respond_permission(session.session_id, request.request_id, "allow_once")
+    (refusal,) = json.loads((await turn).text.removeprefix("results: "))
+    assert "the session is in plan mode" in refusal
+    assert not await writer.exists("a.txt")
+
+
 # --- over HTTP ----------------------------------------------------------------------------------
 
 

@@ -218,3 +218,24 @@ async def test_a_file_too_large_to_preview_is_refused(site, monkeypatch):
     assert reply.status_code == 403
     assert "101 bytes: a preview serves 100 at most" in reply.json()["message"]
     assert (await http.get(url + "app.js")).status_code == 200
+
+
+async def test_a_file_that_grew_after_its_size_was_checked_is_refused(site, monkeypatch):
+    from agentos_nb.http import preview_handlers
+
+    _, vm, http = site
+    url = await vm.preview_url("site")
+    monkeypatch.setattr(preview_handlers, "MAX_PREVIEW_BYTES", 100)
+    await vm.write_file("site/grows.bin", b"x" * 10)
+    stat = preview_handlers._stat_without_links
+
+    async def stat_then_grow(*args):
+        found = await stat(*args)
+        if found is not None and found.kind == "file":
+            await vm.write_file("site/grows.bin", b"x" * 101)  # between the stat and the read
+        return found
+
+    monkeypatch.setattr(preview_handlers, "_stat_without_links", stat_then_grow)
+    reply = await http.get(url + "grows.bin")
+    assert reply.status_code == 403
+    assert "101 bytes: a preview serves 100 at most" in reply.json()["message"]

@@ -269,11 +269,18 @@ async def test_a_host_crash_ends_running_processes_with_a_clear_error(start_regi
     process = await vm.spawn("sleep 30")
     [host] = pool_for(None, 2 * 1024**3).processes
     waiter = asyncio.ensure_future(vm.wait(process.pid))
+    other_waiter = asyncio.ensure_future(vm.wait(process.pid))
     reader = asyncio.ensure_future(vm.process_output(process.pid))
     await asyncio.sleep(0.1)
     host.kill()
     with pytest.raises(errors.ProcessLost, match=r"process 1 \(sleep 30\) was lost: the VM's host process"):
         await waiter
+    with pytest.raises(errors.ProcessLost) as other:
+        await other_waiter
+    with pytest.raises(errors.ProcessLost) as later:
+        await vm.wait(process.pid)
+    assert other.value.to_dict() == later.value.to_dict()
+    assert other.value is not later.value  # each waiter its own error, not one shared traceback
     assert await reader == []  # the output stream ends too
     info = await vm.get_process(process.pid)
     assert info.status == "lost"

@@ -23,6 +23,7 @@ from agentos_nb import agent_os, errors, host_tool, toolkit
 from agentos_nb.agents.bash_effects import ScriptFacts, host_tools_used, plan_mode_problem
 from agentos_nb.agents.offline import Bash, Reply, Write, offline_model
 from agentos_nb.software import Pi, common, pi
+from agentos_nb.vm.sessions import _UNSAVED, AgentSession, SessionRequest
 from agentos_nb.vm.shell import analyze
 from agentos_nb.vm.toolkits import Toolkit
 from conftest import next_event, notices_of
@@ -195,6 +196,36 @@ async def test_set_model_refuses_a_model_it_cannot_use_and_keeps_the_old_one(wri
     assert (await writer.get_session(session.session_id)).model == "offline:agentos"
 
 
+class PiWhoseProbeWaits(Pi):
+    """`pi`, whose next session opened for a model alone (set_model's probe) waits to be let go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probing = asyncio.Event()
+        self.let_go = asyncio.Event()
+
+    async def open_session(self, request: SessionRequest) -> AgentSession:
+        if not self.let_go.is_set() and request.model == "offline":
+            self.probing.set()
+            await self.let_go.wait()
+        return await super().open_session(request)
+
+
+async def test_a_session_closed_while_set_model_probes_keeps_no_keys_in_the_process(start_registry):
+    slow = PiWhoseProbeWaits()
+    registry = await start_registry(writer=agent_os(software=[common, slow]))
+    writer = registry.client().writer.get_or_create(["probe"])
+    session = await writer.create_session("pi", env={"SOME_API_KEY": "secret-0451"})
+    assert _UNSAVED[session.session_id].env == {"SOME_API_KEY": "secret-0451"}
+    changing = asyncio.ensure_future(writer.set_model(session.session_id, "offline"))
+    await asyncio.wait_for(slow.probing.wait(), 10)
+    await writer.close_session(session.session_id)
+    assert session.session_id not in _UNSAVED
+    slow.let_go.set()
+    await changing
+    assert session.session_id not in _UNSAVED  # the probe's end did not put the keys back
+
+
 async def test_a_model_set_before_sleep_is_used_after_wake(start_registry):
     registry = await start_registry(
         writer=agent_os(software=[common, Pi(model="offline")], options={"sleep_timeout": 0.2})
@@ -231,6 +262,8 @@ KITS: list[Toolkit] = [REVIEW]
         "cat a.txt | grep x | sort | uniq -c | head",
         "find . -name '*.py' -type f",
         "sed -n '1,20p' notes.txt",
+        "sed -nE -e 's/a+/b/p' --expression='2p' /work/web/events.txt",
+        "sort -u -k1,1 -t, in",
         "wc -l notes.txt 2>/dev/null",
         "cd src && ls",
         "f() { cat a; }; f",
@@ -253,6 +286,25 @@ def test_plainly_read_only_commands_pass_plan_mode(command: str) -> None:
         ("find . -delete", "find -delete"),
         ("find . -exec rm {} +", "find -exec"),
         ("sort -o out in", "sort -o writes a file"),
+        ("sed -Ei 's/a/Z/' f", "sed -i edits files"),
+        ("sed -ni '1p' f", "sed -i edits files"),
+        ("sed --in-place=.bak 's/a/b/' f", "sed -i edits files"),
+        ("sed -n '$!w out' f", "writes a file or runs a command"),
+        ("sed -n '/a/Iw out' f", "writes a file or runs a command"),
+        ("sed 'w/tmp/x' f", "writes a file or runs a command"),
+        ("sed --expression='w out' f", "writes a file or runs a command"),
+        ("sed --expression 'w out' f", "writes a file or runs a command"),
+        ("sed -n -e '1p' -e'1w out' f", "writes a file or runs a command"),
+        ("sed 's/a/b/gw out' f", "writes a file or runs a command"),
+        ("sed -f prog.sed f", "sed -f runs a script from a file"),
+        ("sed --file=prog.sed f", "sed -f runs a script from a file"),
+        ("sed -s '1p' f", "sed -s is not known to be read-only"),
+        ("sed --follow-symlinks '1p' f", "sed --follow-symlinks is not known"),
+        ("sort -uo out in", "sort -o writes a file"),
+        ("sort --out=o in", "sort -o writes a file"),
+        ("sort --output=o in", "sort -o writes a file"),
+        ("yq -i '.a = 1' f.yaml", "yq is a command"),
+        ("yq --inplace '.a = 1' f.yaml", "yq is a command"),
         ("uniq in out", "uniq with two files"),
         ("$CMD a", "hides what it runs"),
         ("bash -c 'rm a'", "hides what it runs"),

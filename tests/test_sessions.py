@@ -637,3 +637,21 @@ async def test_a_sleeping_vm_closes_its_sessions_clients_and_reopens_them_with_t
     assert b"value-kept-in-memory" not in saved
     result = await writer.send_prompt(session.session_id, "two")  # the same model object, kept in memory
     assert result.text == "two"
+
+
+async def test_a_cancelled_first_session_neither_cancels_nor_poisons_the_agent_loops_import(
+    tmp_path, monkeypatch
+):
+    from agentos_nb.agents import pi as pi_module
+
+    (tmp_path / "agentos_slow_import.py").write_text("import time\ntime.sleep(0.3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = asyncio.ensure_future(asyncio.wrap_future(pi_module._imported_once("agentos_slow_import")))
+    await asyncio.sleep(0.05)  # the import is under way
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wrap_future(pi_module._imported_once("agentos_slow_import"))  # not cancelled for the next
+    with pytest.raises(ImportError):
+        await asyncio.wrap_future(pi_module._imported_once("agentos_nb_no_such_module"))
+    assert ("agentos_nb_no_such_module",) not in pi_module._imports  # tried again after an install

@@ -336,3 +336,51 @@ async def test_a_websocket_frame_flood_is_cut_off_and_the_terminal_survives(serv
     assert "yyyy" not in await term.text()
     again.close()
     await term.close()
+
+
+@pytest.fixture
+async def served_with_scoped_token(tmp_path, monkeypatch):
+    """A served registry with the victim VM `other` and `team,other` (terminals open), and a
+    token whose actor patterns match the percent-encoded forms of their id and key."""
+    monkeypatch.setenv("AGENTOS_NB_RUNTIME_DIR", str(tmp_path))
+    registry = setup(use={"vm": agent_os(software=[common])}, name=f"terminal-scopes-{id(tmp_path)}")
+    scoped = {"token": "scoped-token-terminal-0123456789", "routes": ["actions", "read"]}
+    scoped["actors"] = ["vm/box", "vm/%40*", "vm/team%2C*"]
+    info = await registry.serve(port=0, tokens=[scoped])
+    yield registry.client(), info.url, scoped["token"]
+    await registry.stop(grace=0)
+
+
+async def test_a_scoped_token_opens_no_other_vms_terminal_through_an_encoded_segment(
+    served_with_scoped_token,
+):
+    client, url, token = served_with_scoped_token
+    own = await client.vm.get_or_create(["box"]).open_shell()
+    mine = await websocket_connect(_socket_request(url, f"/actors/vm/box/terminals/{own.terminal_id}", token))
+    await _next_output(mine, "$ ")  # the token opens its own VM's terminal
+    mine.close()
+    for key, segment in ((["other"], "%40{id}"), (["team", "other"], "team%2Cother")):
+        victim = client.vm.get_or_create(key)
+        term = await victim.open_shell()
+        segment = segment.format(id=await victim.resolve())
+        path = f"/actors/vm/{segment}/terminals/{term.terminal_id}"
+        connection = await websocket_connect(_socket_request(url, path, token))
+        assert await connection.read_message() is None, f"{segment} opened another VM's terminal"
+        assert connection.close_code == 4404  # opened as the actor authorised, which has no such terminal
+        await term.close()
+    await own.close()
+
+
+async def test_a_websocket_frame_of_too_many_keys_closes_the_socket_saying_why(served_vm):
+    vm, url, token = served_vm
+    term = await vm.open_shell()
+    path = f"/actors/vm/box/terminals/{term.terminal_id}"
+    connection = await websocket_connect(_socket_request(url, path, token))
+    await connection.write_message(json.dumps({"keys": "y" * (MAX_KEYS + 1)}))  # under the frame limit
+    with anyio.fail_after(10):
+        while await connection.read_message() is not None:
+            pass
+    assert connection.close_code == 1009
+    assert str(MAX_KEYS) in (connection.close_reason or "")
+    assert "yyyy" not in await term.text()
+    await term.close()

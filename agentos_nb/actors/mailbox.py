@@ -169,7 +169,9 @@ class MailboxState:
     def take_ahead(self, names: frozenset[str], limit: int, taken: list[Message]) -> list[Message]:
         """Pop up to `limit` more pending messages to lease together with `taken`, ahead of
         need. None beside or after a message whose delivery a crash cut short: it is leased
-        alone, so that a message that kills the process is the only one its crashes count."""
+        alone, so that a message that kills the process is the only one its crashes count.
+        None delivered before either (a failed attempt): a crash before its hand-over would
+        count an attempt never made, perhaps its last."""
         ahead: list[Message] = []
         if any(message.id in self.interrupted for message in taken):
             return ahead
@@ -178,7 +180,7 @@ class MailboxState:
             if oldest is None:
                 break
             message = oldest[0]
-            if message.id in self.interrupted or leased_ahead(message):
+            if message.id in self.interrupted or leased_ahead(message) or message.attempt > 0:
                 break
             oldest.popleft()
             self.in_flight[message.id] = message

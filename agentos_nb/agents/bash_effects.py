@@ -4,7 +4,8 @@
 Plan mode lets a command run only when it is plainly read-only:
 - every command is named literally and is on `READ_ONLY_COMMANDS` (or is a function the same
   command defines, whose body is judged too), with the arguments that would write refused
-  (`sed -i`, `sort -o`, `find -delete`/`-exec`, `uniq IN OUT`, a sed `w` command);
+  (`sed -i`, `sort -o`, `find -delete`/`-exec`, `uniq IN OUT`, a sed `w` command); an option
+  it does not know, or a sed script it cannot see (`sed -f`), is refused too;
 - host commands only ask for help (`agentos list-tools`, `agentos-X ... --help`);
 - output is redirected nowhere but /dev/null, /dev/stdout and /dev/stderr;
 - nothing is hidden: no eval or source, no computed command, no nested shell.
@@ -98,7 +99,6 @@ READ_ONLY_COMMANDS = frozenset(
         "which",
         "whoami",
         "xxd",
-        "yq",
     }
 )
 """Commands that read and print, and change nothing, given the argument checks below."""
@@ -108,9 +108,13 @@ _FIND_ACTIONS = frozenset(
     {"-delete", "-exec", "-execdir", "-ok", "-okdir", "-fprint", "-fprint0", "-fprintf", "-fls"}
 )
 _SED_WRITES = re.compile(
-    r"(^|[;{}\n]|[0-9$/]\s*)\s*[wWe]\s"  # the w, W and e commands
-    r"|s(.)(?:\\.|(?!\2).)*\2(?:\\.|(?!\2).)*\2[gpiImMe0-9]*[we]"  # the w and e flags of s///
+    # the w, W and e commands, after anything that may end an address or a command (`$!w f`,
+    # `/a/Iw f`, `w/tmp/f`); a w or e merely in a regex or a word after a space is refused too
+    r"(?:^|[^A-Za-z]|[IM])[wWe]"
+    r"|s(.)(?:\\.|(?!\1).)*\1(?:\\.|(?!\1).)*\1[gpiImMe0-9]*[we]"  # the w and e flags of s///
 )
+_SED_SHORT_FLAGS = frozenset("nErz")
+_SED_LONG_FLAGS = frozenset({"--quiet", "--silent", "--regexp-extended", "--null-data"})
 _HELP = frozenset({"--help", "-h", "help"})
 
 
@@ -207,14 +211,56 @@ def _command_problem(command: _Command, functions: set[str], kit_commands: set[s
         return f"{name} has a computed argument"
     given = [arg for arg in args if arg is not None]
     if name == "sed":
-        if any(arg.startswith(("-i", "--in-place")) or arg == "-s" for arg in given):
-            return "sed -i edits files"
-        if any(_SED_WRITES.search(arg) for arg in given if not arg.startswith("-")):
-            return "the sed script writes a file or runs a command"
-    elif name == "find" and _FIND_ACTIONS & set(given):
+        return _sed_problem(given)
+    if name == "find" and _FIND_ACTIONS & set(given):
         return f"find {sorted(_FIND_ACTIONS & set(given))[0]} changes things or runs commands"
-    elif name == "sort" and any(arg.startswith(("-o", "--output")) for arg in given):
-        return "sort -o writes a file"
-    elif name == "uniq" and len([arg for arg in given if not arg.startswith("-")]) > 1:
+    if name == "sort" and any(_sort_writes(arg) for arg in given):
+        return "sort -o writes a file (or an option of sort's runs a program)"
+    if name == "uniq" and len([arg for arg in given if not arg.startswith("-")]) > 1:
         return "uniq with two files writes the second"
     return None
+
+
+def _sed_problem(args: list[str]) -> str | None:
+    """Sed is judged by the options it is known to take; every script it is given is scanned."""
+    scripts: list[str] = []
+    positional: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            positional += rest
+        elif arg.startswith("--"):
+            option, has_value, value = arg.partition("=")
+            if option == "--expression":
+                scripts.append(value if has_value else next(rest, ""))
+            elif option == "--in-place":
+                return "sed -i edits files"
+            elif option == "--file":
+                return "sed -f runs a script from a file, which can't be checked"
+            elif arg not in _SED_LONG_FLAGS:
+                return f"sed {option} is not known to be read-only"
+        elif arg.startswith("-") and arg != "-":
+            for at, flag in enumerate(arg[1:], start=2):
+                if flag == "e":
+                    scripts.append(arg[at:] or next(rest, ""))
+                    break
+                if flag == "i":
+                    return "sed -i edits files"
+                if flag == "f":
+                    return "sed -f runs a script from a file, which can't be checked"
+                if flag not in _SED_SHORT_FLAGS:
+                    return f"sed -{flag} is not known to be read-only"
+        else:
+            positional.append(arg)
+    if not scripts:
+        scripts = positional[:1]  # with no -e, the first operand is the script; the rest are files
+    if any(_SED_WRITES.search(script) for script in scripts):
+        return "the sed script writes a file or runs a command"
+    return None
+
+
+def _sort_writes(arg: str) -> bool:
+    """`-o` alone or in a bundle (`-uo`), and `--output` however abbreviated (`--out=`)."""
+    if arg.startswith("--"):
+        return arg.startswith("--o") or arg.startswith("--com")  # --compress-program runs one
+    return arg.startswith("-") and "o" in arg

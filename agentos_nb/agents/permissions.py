@@ -76,12 +76,7 @@ class PermissionGate:
             return Verdict(True)
         mode = permissions.mode
         if mode == "plan" and not call.read_only:
-            return Verdict(
-                False,
-                f"permission denied: the session is in plan mode, where tools only read "
-                f"({call.plan_problem or 'this call may change things'}). Describe the change "
-                "you would make instead, or ask the user to leave plan mode.",
-            )
+            return _refused_in_plan_mode(call)
         refused, unanswered = permissions.to_ask(call.uses)
         if refused:
             return Verdict(
@@ -107,4 +102,17 @@ class PermissionGate:
                     f"permission denied: the user refused this call{again}. Don't retry it as it "
                     "is; ask the user, or try another way.",
                 )
+            # The user may have switched to plan mode while the request waited.
+            mode = permissions.mode
+            if mode == "plan" and not call.read_only:
+                return _refused_in_plan_mode(call)
         return Verdict(True, read_only=mode == "plan")
+
+
+def _refused_in_plan_mode(call: GatedCall) -> Verdict:
+    return Verdict(
+        False,
+        f"permission denied: the session is in plan mode, where tools only read "
+        f"({call.plan_problem or 'this call may change things'}). Describe the change "
+        "you would make instead, or ask the user to leave plan mode.",
+    )

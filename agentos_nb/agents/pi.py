@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import importlib
 import threading
 from collections.abc import Sequence
@@ -116,20 +115,30 @@ async def _mcp_tools(request: SessionRequest) -> McpTools | None:
     return await open_mcp_tools(request.mcp_servers)
 
 
-@functools.cache
+_imports: dict[tuple[str, ...], concurrent.futures.Future[None]] = {}
+
+
 def _imported_once(*modules: str) -> concurrent.futures.Future[None]:
     """Import `modules` (the agent loop and pydantic-ai: most of a second) once per process, in a
     thread of their own, when a session first needs them: importing `agentos_nb.software` or
     declaring a VM type costs none of it, and the event loop never waits it out. Once, because
     two threads importing pydantic-ai at the same time can each see the other's half-made
-    modules; and only when a session waits for it, so it never races the program's own imports."""
+    modules; and only when a session waits for it, so it never races the program's own imports.
+    A waiter that is cancelled cannot cancel the import (it is running), and an import that
+    failed (a package missing) is tried again by the next session, after an install."""
+    loading = _imports.get(modules)
+    if loading is not None:
+        return loading
     loaded: concurrent.futures.Future[None] = concurrent.futures.Future()
+    loaded.set_running_or_notify_cancel()
+    _imports[modules] = loaded
 
     def load() -> None:
         try:
             for module in modules:
                 importlib.import_module(module)
         except BaseException as error:  # handed to every session that waits for it
+            _imports.pop(modules, None)
             loaded.set_exception(error)
         else:
             loaded.set_result(None)

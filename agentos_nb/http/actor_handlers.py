@@ -90,7 +90,7 @@ async def replay(request: Request) -> Reply:
 async def call_action(request: Request) -> Reply:
     action = request.param("action")
     signature = request.api.signature(request.param("name"), action)
-    args, kwargs = _action_arguments(request, signature)
+    args, kwargs = await _action_arguments(request, signature)
     result = await actor_handle(request, create=True).call(action, *args, **kwargs)
     data, model, encoding = _encoded(action, result)
     return Reply(body=json_bytes({"result": data, "model": model, "encoding": encoding}))
@@ -101,7 +101,7 @@ async def stream_action(request: Request) -> AsyncIterator[StreamEvent]:
     signature = request.api.signature(name, action)
     if not signature.streaming:
         raise UnknownAction(f"action {action!r} of actor {name!r} does not stream; POST .../actions/{action}")
-    args, kwargs = _action_arguments(request, signature)
+    args, kwargs = await _action_arguments(request, signature)
     handle = actor_handle(request, create=True)
     async with contextlib.aclosing(handle.stream(action, *args, **kwargs)) as items:
         # The first item opens the stream: what fails before it is an error reply with its status.
@@ -122,11 +122,13 @@ def _message_id(request: Request) -> int:
     return int(raw)
 
 
-def _action_arguments(request: Request, signature: ActionSignature) -> tuple[tuple[Any, ...], dict[str, Any]]:
+async def _action_arguments(
+    request: Request, signature: ActionSignature
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     call = request.body_as(ActionCall, required=False)
     args, kwargs = decode_arguments(call.args, call.kwargs, call.binary)
     bound_args, bound_kwargs = signature.bind(args, kwargs)
-    refuse_host_commands([*bound_args, *bound_kwargs.values()])
+    await refuse_host_commands([*bound_args, *bound_kwargs.values()])
     return bound_args, bound_kwargs
 
 

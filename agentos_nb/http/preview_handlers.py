@@ -44,15 +44,20 @@ async def serve_preview(request: Request) -> Reply:
         found = await _stat_without_links(vm, target, [])
     if found is None or found.kind != "file":
         raise PreviewRefused(f"nothing to show at {'/'.join(relative) or '/'} in this preview")
-    if found.size > MAX_PREVIEW_BYTES:
-        raise PreviewRefused(
-            f"{'/'.join(relative)} is {found.size} bytes: a preview serves {MAX_PREVIEW_BYTES} at most"
-        )
+    _check_size(relative, found.size)
     data = await vm.read_file(target)
+    _check_size(relative, len(data))  # again: the file may have grown since its stat
     content_type = mimetypes.guess_type(target)[0] or "application/octet-stream"
     if content_type.startswith("text/") or content_type in ("application/javascript", "application/json"):
         content_type += "; charset=utf-8"
     return Reply(body=data, content_type=content_type, headers=dict(_HEADERS))
+
+
+def _check_size(relative: list[str], size: int) -> None:
+    if size > MAX_PREVIEW_BYTES:
+        raise PreviewRefused(
+            f"{'/'.join(relative)} is {size} bytes: a preview serves {MAX_PREVIEW_BYTES} at most"
+        )
 
 
 def _relative_path(raw: str) -> list[str]:

@@ -159,7 +159,7 @@ class HttpServer:
                 sock.close()
             raise
         self.api = Api(self.registry, lambda: json_bytes(build_document(self.registry, ROUTES, url=url)))
-        self.sockets = socket_application(self.api)
+        self.sockets = socket_application(self.api, self.router)
         self._tornado = TornadoServer(
             _Connections(self),
             idle_connection_timeout=HEADER_SECONDS,

@@ -9,7 +9,8 @@ terminal actions), so the server authorises the upgrade as every request, by the
 - the server sends `{"output": ...}`: what the terminal writes, escape sequences and all (what
   was kept of its output first), and closes the socket when the terminal ends;
 - the client sends `{"keys": "ls\\r"}` to type and `{"resize": {"cols": 100, "rows": 30}}` to
-  resize. A bad frame is answered `{"error": ...}` and changes nothing.
+  resize. A bad frame is answered `{"error": ...}` and changes nothing; keys past `MAX_KEYS`
+  close the socket (1009, saying why), as a frame past the size limit does.
 
 Every frame is a text frame of JSON.
 
@@ -29,13 +30,13 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from agentos_nb.http.api import Api, actor_handle
 from agentos_nb.http.errors import RouteNotFound
-from agentos_nb.http.routing import Reply, Request, json_bytes
+from agentos_nb.http.routing import Reply, Request, Router, json_bytes
 from agentos_nb.vm.agent_os import is_vm
 from agentos_nb.vm.handle import LocalVmHandle, VmHandle
 from agentos_nb.vm.terminal_models import MAX_KEYS, check_size
 
 TERMINAL_ROUTE = "/actors/{name}/{key}/terminals/{terminal_id}"
-_PENDING_MAX = 1000  # frames waiting for the VM; past this the client is sending faster than it types
+_PENDING_MAX = 32  # frames waiting for the VM; past this the client is sending faster than it types
 _FRAME_MAX = 4 * MAX_KEYS  # bytes of one frame: the most keys one `send` takes, JSON-escaped
 
 
@@ -54,12 +55,14 @@ def terminal_handle(request: Request) -> VmHandle:
     return handle
 
 
-def socket_application(api: Api) -> Application:
-    """The tornado application that takes over a request the server has authorised for an upgrade."""
-    pattern = TERMINAL_ROUTE.replace("{terminal_id}", "(?P<terminal_id>[^/]+)")
-    pattern = pattern.replace("{name}", "(?P<name>[^/]+)").replace("{key}", "(?P<key>[^/]+)")
+def socket_application(api: Api, router: Router) -> Application:
+    """The tornado application that takes over a request the server has authorised for an upgrade.
+
+    The socket reads its actor from the raw path by `router`, as the server did to authorise it:
+    tornado's own path arguments come percent-decoded, so `%40<id>` or `a%2Cb` would name
+    another actor than the one the token's scope was checked against."""
     return Application(
-        [(pattern, TerminalSocket, {"api": api})],
+        [(r"/.*", TerminalSocket, {"api": api, "router": router})],
         websocket_max_message_size=_FRAME_MAX,
         websocket_ping_interval=30,
     )
@@ -68,14 +71,16 @@ def socket_application(api: Api) -> Application:
 class TerminalSocket(WebSocketHandler):
     """One client's connection to one open terminal."""
 
-    def initialize(self, api: Api) -> None:
+    def initialize(self, api: Api, router: Router) -> None:
         self._api = api
+        self._router = router
         self._pending: asyncio.Queue[dict[str, Any]] = asyncio.Queue(_PENDING_MAX)
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def open(self, *_: str, **params: str) -> None:
-        request = Request(self._api, params, {}, b"")
+    async def open(self, *_: str, **__: str) -> None:
         try:
+            params = self._router.match("GET", self.request.path)[1]  # raw, as the server authorised it
+            request = Request(self._api, params, {}, b"")
             vm = terminal_handle(request)
             terminal_id = request.param("terminal_id")
             await vm.terminal_screen(terminal_id)  # an unknown terminal fails here, and is said
@@ -92,6 +97,10 @@ class TerminalSocket(WebSocketHandler):
             frame = json.loads(message)
             if not isinstance(frame, dict) or not ({"keys"} == frame.keys() or {"resize"} == frame.keys()):
                 raise ValueError('a frame is {"keys": "..."} or {"resize": {"cols": N, "rows": N}}')
+            keys = frame.get("keys")
+            if isinstance(keys, str) and len(keys) > MAX_KEYS:
+                self.close(1009, f"a frame's keys are at most {MAX_KEYS} characters")
+                return
             self._pending.put_nowait(frame)
         except asyncio.QueueFull:
             self._say("frames came faster than the terminal took them: this one was dropped")

@@ -51,7 +51,7 @@ async def exec_command(request: Request) -> Reply:
 async def create_session(request: Request) -> Reply:
     handle = _vm_handle(request, create=True)
     body = request.body_as(SessionRequest, required=False)
-    refuse_host_commands([body.mcp_servers or []])
+    await refuse_host_commands([body.mcp_servers or []])
     options = body.model_dump(exclude={"agent_type"}, exclude_none=True)
     info: SessionInfo = await handle.create_session(body.agent_type, **options)
     return Reply(201, json_bytes(info))

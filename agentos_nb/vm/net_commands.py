@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from agentos_nb.vm.files import VmFiles, resolve_path
 from agentos_nb.vm.network import Network, NetworkError
-from agentos_nb.vm.outbound import Outbound, Refused, Reply, TimedOut, TooManyRedirects, Unreachable
+from agentos_nb.vm.outbound import MAX_BODY, Outbound, Refused, Reply, TimedOut, TooManyRedirects, Unreachable
 from agentos_nb.vm.shell import CommandCall, CommandHandler, CommandReply
 
 NETWORK_COMMANDS = ("curl", "wget", "http")
@@ -28,10 +28,13 @@ class UsageError(ValueError):
     """The command line is wrong: an unknown option, a missing value."""
 
 
-def network_commands(policy: Network, files: Callable[[], VmFiles]) -> dict[str, CommandHandler]:
-    """The commands of a VM with `policy`; `files` gives the VM's files (for `-o`, `-d @file`)."""
+def network_commands(
+    policy: Network, files: Callable[[], VmFiles], *, max_memory: int
+) -> dict[str, CommandHandler]:
+    """The commands of a VM with `policy`; `files` gives the VM's files (for `-o`, `-d @file`).
+    A response keeps at most `MAX_BODY` bytes, and never more than the VM's `max_memory`."""
     outbound = Outbound(policy)
-    tools = _Tools(outbound, files)
+    tools = _Tools(outbound, files, max_body=min(MAX_BODY, max_memory))
     return {"curl": tools.curl, "wget": tools.wget, "http": tools.http}
 
 
@@ -47,9 +50,10 @@ class _Request:
 
 
 class _Tools:
-    def __init__(self, outbound: Outbound, files: Callable[[], VmFiles]) -> None:
+    def __init__(self, outbound: Outbound, files: Callable[[], VmFiles], *, max_body: int) -> None:
         self._outbound = outbound
         self._files = files
+        self._max_body = max_body
 
     # --- curl ------------------------------------------------------------------------------------
 
@@ -104,7 +108,7 @@ class _Tools:
                     credentials = base64.b64encode(take().encode()).decode()
                     request.headers.append(("Authorization", f"Basic {credentials}"))
                 elif option == "--compressed":
-                    pass  # responses are always decoded
+                    request.headers.append(("Accept-Encoding", "gzip, deflate"))  # decoded as they come
                 else:
                     raise UsageError(f"curl: option {option}: is unknown or not supported here")
         except UsageError as error:
@@ -294,6 +298,7 @@ class _Tools:
                 follow=request.follow,
                 max_redirects=request.max_redirects,
                 timeout=request.timeout,
+                max_body=self._max_body,
             )
         except Refused as error:
             return None, (7, str(error))

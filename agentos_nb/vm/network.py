@@ -5,7 +5,8 @@ Off by default. A rule is a URL pattern, `scheme://host[:port][/path][*]`: it al
 that scheme, host and port (the scheme's by default) whose path starts with the rule's path at
 a segment boundary; a final `*` says "anything below", and is the only wildcard. Paths are
 compared after `.`/`..` segments (percent-encoded ones too) are resolved, so a path cannot
-climb out of its rule.
+climb out of its rule; an encoded slash or backslash (`%2F`, `%5C`) or a backslash, which a
+server may take for a separator, is refused.
 
 Addresses: a host name must resolve to public addresses only, so a name that points at the
 host's own network (loopback, private, link-local, ...) is refused however it is spelled. A
@@ -164,6 +165,9 @@ def parse_url(text: str, *, what: str = "URL") -> Url:
         raise NetworkError(f"{what} {text!r} has no host")
     if parts.username is not None or parts.password is not None:
         raise NetworkError(f"{what} {text!r}: a user and password in the URL are not supported")
+    lowered_path = parts.path.lower()
+    if "%2f" in lowered_path or "%5c" in lowered_path or "\\" in parts.path:
+        raise NetworkError(f"{what} {text!r}: a path cannot encode a slash or hold a backslash")
     return Url(
         scheme, host.lower().rstrip("."), port or _DEFAULT_PORTS[scheme], _clean_path(parts.path), parts.query
     )
@@ -178,10 +182,34 @@ def address_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether an address is on the public internet: not loopback, private, link-local, ..."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether an address is on the public internet: not loopback, private, link-local, ...;
+    an IPv6 address that carries an IPv4 one (mapped, compatible, NAT64, 6to4) is as public as
+    the IPv4 address it reaches."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public(embedded)
     return address.is_global and not address.is_multicast
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    value = int(address)
+    for network in _CARRYING_IPV4:
+        if address in network:
+            return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if address in _SIX_TO_FOUR:
+        return ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF)
+    return None
+
+
+_CARRYING_IPV4 = tuple(ipaddress.IPv6Network(prefix) for prefix in ("::ffff:0:0/96", "::/96", "64:ff9b::/96"))
+"""IPv6 prefixes whose last 32 bits are an IPv4 address (mapped, compatible, NAT64)."""
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+"""6to4: the IPv4 address is bits 16-48."""
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+"""Local-use NAT64 (RFC 8215): it reaches the translator's own network."""
 
 
 def _clean_path(path: str) -> str:

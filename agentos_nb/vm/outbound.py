@@ -15,6 +15,7 @@ import asyncio
 import re
 import socket
 import ssl
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
@@ -162,12 +163,15 @@ class Outbound:
             raise Unreachable(f"{url.text}: {error or type(error).__name__}") from None
         try:
             data, truncated = bytearray(), False
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > max_body:
-                    del data[max_body:]
-                    truncated = True
+            decoder = _BoundedDecoder(response.headers.get("content-encoding", ""))
+            async for chunk in response.aiter_raw():
+                # Decoded a step at a time, never past the limit: a small compressed body can
+                # expand a thousandfold.
+                truncated = decoder.decode_into(data, chunk, max_body)
+                if truncated:
                     break
+        except zlib.error as error:
+            raise Unreachable(f"{url.text}: the compressed response could not be decoded: {error}") from None
         except httpx.HTTPError as error:
             raise Unreachable(f"{url.text}: {error or type(error).__name__}") from None
         finally:
@@ -207,6 +211,47 @@ async def _checked_address(url: Url, rule: Rule) -> str:
     return str(addresses[0])
 
 
+class _BoundedDecoder:
+    """A response body's gzip or deflate undone as it arrives, never more than asked for at
+    once. Other encodings (and none) are kept as sent."""
+
+    def __init__(self, content_encoding: str) -> None:
+        encoding = content_encoding.strip().lower()
+        self._deflate = encoding == "deflate"
+        self._decoder = zlib.decompressobj(
+            zlib.MAX_WBITS | 16 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        )
+        self._decodes = self._deflate or encoding in ("gzip", "x-gzip")
+        self._started = False
+
+    def decode_into(self, data: bytearray, chunk: bytes, limit: int) -> bool:
+        """Add `chunk`, decoded, to `data` up to `limit` bytes; True if there was more (cut)."""
+        if not self._decodes:
+            data += chunk
+        else:
+            pending = chunk
+            while pending and not self._decoder.eof and len(data) <= limit:
+                data += self._decompress(pending, limit - len(data) + 1)
+                pending = self._decoder.unconsumed_tail
+        if len(data) > limit:
+            del data[limit:]
+            return True
+        return False
+
+    def _decompress(self, pending: bytes, room: int) -> bytes:
+        try:
+            decoded = self._decoder.decompress(pending, room)
+        except zlib.error:
+            if not (self._deflate and not self._started):
+                raise
+            # "deflate" is often sent raw, without its zlib header, as browsers and httpx allow
+            self._decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+            decoded = self._decoder.decompress(pending, room)
+        self._started = True
+        return decoded
+
+
 def _client(trust: ssl.SSLContext) -> httpx.AsyncClient:
-    """No proxies or netrc from the host's environment, no redirects of its own, no decoding."""
+    """No proxies or netrc from the host's environment, no redirects of its own; a compressed
+    body is decoded by `_BoundedDecoder`, not by httpx (which would decode it unbounded)."""
     return httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=None, verify=trust)

@@ -360,8 +360,8 @@ class Processes:
             raise ActionTimeout(
                 f"process {pid} did not end within {timeout:g} s; it is still running", action="wait"
             ) from None
-        if process.lost is not None:
-            raise process.lost
+        if process.lost is not None:  # a fresh error for each waiter: a shared one gathers their tracebacks
+            raise ProcessLost(process.lost.message, **process.lost.details)
         assert process.exit_code is not None
         return process.exit_code
 

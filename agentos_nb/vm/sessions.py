@@ -323,7 +323,9 @@ class Sessions:
         name, reason = probe.model, probe.model_reason
         await probe.close()
         session.request = replace(session.request, model=model)
-        _UNSAVED[session_id] = _Unsaved(model, session.request.env)
+        if not session.info.closed:  # closed while probing: its keys must not outlive it here
+            request = session.request
+            _UNSAVED[session_id] = _Unsaved(model, request.env, request.mcp_servers)
         session.model_change = name
         notice = f"the model will be {name} from the next turn ({reason})"
         self._emit(session, Notice(level="info", text=notice))

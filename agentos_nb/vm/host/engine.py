@@ -117,7 +117,11 @@ class Engine:
     def _open(self, vm: str, layout: VmLayout) -> None:
         commands: dict[str, CommandHandler] = {name: self._command_for(vm, name) for name in layout.commands}
         if layout.network is not None:  # made here, on the host, which alone holds the credentials
-            commands.update(network_commands(layout.network, lambda: self._vms[vm].files))
+            commands.update(
+                network_commands(
+                    layout.network, lambda: self._vms[vm].files, max_memory=layout.limits.max_memory
+                )
+            )
         mounts = resolve_mounts(layout.mounts, layout.mount_roots)
         shell = Shell(
             limits=layout.limits,

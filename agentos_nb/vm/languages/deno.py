@@ -7,8 +7,10 @@ copied back. The child gets nothing of the host: an environment of its own (no v
 kernel's), Deno's permissions to read and write the working copy only (no network, no
 subprocesses, no environment, no FFI), Landlock under those (`confine.py`: Deno reads imported
 files without asking its permissions), and limits on CPU time, heap, file size, output and wall
-time. Arguments are checked the same way: flags that widen permissions or read host files are
-refused, and every path must lie in the working directory.
+time; the working copy's total size is watched while Deno runs, and one VM runs at most
+`MAX_CONCURRENT_RUNS` Deno children at once (each holds memory outside the host's own limit).
+Arguments are checked the same way: flags that widen permissions or read host files are refused,
+and every path must lie in the working directory.
 
 A VM with a network (`network(allow=...)`) lets `fetch` reach the URLs its rules allow, and only
 those: through a proxy in the host process that makes each request as `curl` does, with the
@@ -42,8 +44,13 @@ from agentos_nb.vm.shell import CommandCall, CommandReply, Program, Shell
 
 MAX_FILES = 20_000
 """The most files a working copy holds: a bigger working directory is refused, not half-copied."""
+MAX_CONCURRENT_RUNS = 2
+"""The most Deno children one VM runs at once (each may hold `max_memory` outside the host's own
+limits); more wait their turn, within their own timeout."""
 TIMED_OUT_EXIT = 124
 USAGE_EXIT = 2
+OUTGROWN_EXIT = 153  # as a process past its file-size limit (SIGXFSZ): the working copy outgrew the VM
+_WATCH_INTERVAL = 0.1  # seconds between two measures of the working copy while Deno runs
 _OPEN_FILES = 512
 _RUNTIME_DATA = 512 * 1024 * 1024  # what Deno itself writes besides the script's heap
 _LIBRARIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/etc/ld.so.cache", "/dev/urandom", "/dev/null")
@@ -69,6 +76,10 @@ class _Refused(Exception):
     """The command line asks for something Deno is not allowed here; the message says what."""
 
 
+class _Outgrown(Exception):
+    """The working copy grew past the VM's memory limit while Deno ran: the child was killed."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """What to run: a Deno subcommand, its flags, its paths (VM paths), the program's args,
@@ -83,8 +94,10 @@ class _Plan:
 
 @dataclass(frozen=True, slots=True)
 class _Net:
-    """The network of one run: its proxy's port, the certificate Deno trusts, the hosts it may name."""
+    """The network of one run: its proxy's URL (with the run's secret) and port, the certificate
+    Deno trusts, the hosts it may name."""
 
+    url: str
     port: int
     ca_file: Path
     rules: tuple[Rule, ...]
@@ -218,6 +231,29 @@ async def _run(
             stderr=f"{call.name}: unavailable: this machine's kernel cannot confine Deno (Landlock 4+)\n",
             exit_code=1,
         )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    turn = _turns(shell)
+    try:
+        async with asyncio.timeout(timeout):
+            await turn.acquire()
+    except TimeoutError:
+        message = f"{call.name}: stopped after {timeout:g} s, waiting for the VM's other Deno runs\n"
+        return CommandReply(stderr=message, exit_code=TIMED_OUT_EXIT)
+    try:
+        return await _run_in_turn(shell, deadline - loop.time(), call, plan, outbound, local)
+    finally:
+        turn.release()
+
+
+async def _run_in_turn(
+    shell: Shell,
+    timeout: float,
+    call: CommandCall,
+    plan: _Plan,
+    outbound: Outbound | None,
+    local: list[str],
+) -> CommandReply:
     with tempfile.TemporaryDirectory(prefix="agentos-deno-") as scratch:
         copy = Path(scratch) / "work"
         try:
@@ -233,18 +269,25 @@ async def _run(
             arguments = [str(code)]
             read.append(str(code.parent))
         stdin = b"" if plan.code is not None or call.stdin is None else call.stdin.encode()
-        if outbound is None or plan.subcommand not in ("run", "test"):
-            reply = await _deno(shell, timeout, plan, arguments, copy, read, stdin, None)
-        else:
-            proxy = DenoProxy(
-                outbound,
-                Path(scratch) / "proxy",  # beside the working copy, not in it: nothing comes back
-                timeout=timeout,
-                max_body=min(MAX_BODY, shell.limits.max_memory),
+        try:
+            if outbound is None or plan.subcommand not in ("run", "test"):
+                reply = await _deno(shell, timeout, plan, arguments, copy, read, stdin, None)
+            else:
+                proxy = DenoProxy(
+                    outbound,
+                    Path(scratch) / "proxy",  # beside the working copy, not in it: nothing comes back
+                    timeout=timeout,
+                    max_body=min(MAX_BODY, shell.limits.max_memory),
+                )
+                async with proxy:
+                    net = _Net(proxy.url, proxy.port, proxy.ca_file, outbound.rules)
+                    reply = await _deno(shell, timeout, plan, arguments, copy, read, stdin, net)
+        except _Outgrown:
+            message = (
+                f"{call.name}: stopped: the files it wrote pass the VM's memory limit "
+                f"({shell.limits.max_memory} bytes); none were kept\n"
             )
-            async with proxy:
-                net = _Net(proxy.port, proxy.ca_file, outbound.rules)
-                reply = await _deno(shell, timeout, plan, arguments, copy, read, stdin, net)
+            return CommandReply(stderr=message, exit_code=OUTGROWN_EXIT)
         left = await asyncio.to_thread(_copy_back, shell, call.cwd, copy, before)
     stderr = _shown(reply.stderr, copy, call.cwd) + left
     if outbound is not None and "Requires net access to" in reply.stdout + reply.stderr:
@@ -306,8 +349,7 @@ async def _deno(
         "DENO_NO_UPDATE_CHECK": "1",
     }
     if net is not None:  # fetch goes to the proxy, which alone reaches out; Deno trusts its certificates
-        proxy = f"http://127.0.0.1:{net.port}"
-        environment.update({"HTTP_PROXY": proxy, "HTTPS_PROXY": proxy, "DENO_CERT": str(net.ca_file)})
+        environment.update({"HTTP_PROXY": net.url, "HTTPS_PROXY": net.url, "DENO_CERT": str(net.ca_file)})
     process = await asyncio.create_subprocess_exec(
         *command,
         stdin=asyncio.subprocess.PIPE,
@@ -318,20 +360,28 @@ async def _deno(
         start_new_session=True,
     )
     cap = limits.max_output_bytes + 1  # one byte over, so that the shell cuts it and says so
+    outgrown = asyncio.create_task(_outgrown(copy, limits.max_memory))
+    ran = asyncio.gather(_capped(process.stdout, cap), _capped(process.stderr, cap), _feed(process, stdin))
     try:
         async with asyncio.timeout(timeout):
-            stdout, stderr, _ = await asyncio.gather(
-                _capped(process.stdout, cap), _capped(process.stderr, cap), _feed(process, stdin)
-            )
+            await asyncio.wait((ran, outgrown), return_when=asyncio.FIRST_COMPLETED)
+            if outgrown.done():
+                raise _Outgrown
+            stdout, stderr, _ = ran.result()
             code = await process.wait()
     except TimeoutError:
         _kill(process)
         await process.wait()
         return CommandReply("", f"stopped after {timeout:g} s\n", TIMED_OUT_EXIT)
     finally:
+        outgrown.cancel()
         if process.returncode is None:
             _kill(process)
             await asyncio.shield(process.wait())
+        if not ran.done():
+            ran.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ran
     return CommandReply(stdout.decode(errors="replace"), stderr.decode(errors="replace"), _exit_code(code))
 
 
@@ -352,6 +402,30 @@ async def _capped(stream: asyncio.StreamReader | None, cap: int) -> bytes:
         if len(kept) < cap:
             kept += chunk[: cap - len(kept)]
     return bytes(kept)
+
+
+async def _outgrown(copy: Path, limit: int) -> None:
+    """Returns once the working copy holds more than `limit` bytes: the file-size limit holds
+    each file, this holds their sum while Deno runs (so the host's disk does not fill)."""
+    while True:
+        if await asyncio.to_thread(_size, copy) > limit:
+            return
+        await asyncio.sleep(_WATCH_INTERVAL)
+
+
+def _size(root: Path) -> int:
+    """The bytes of every file under `root` (symlinks not followed)."""
+    total = 0
+    pending = [str(root)]
+    while pending:
+        with contextlib.suppress(OSError), os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_size
+    return total
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
@@ -384,6 +458,17 @@ def _deno_dir(shell: Shell) -> str:
     if directory is None:
         directory = _DENO_DIRS[shell] = tempfile.TemporaryDirectory(prefix="agentos-deno-cache-")
     return directory.name
+
+
+_TURNS: weakref.WeakKeyDictionary[Shell, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _turns(shell: Shell) -> asyncio.Semaphore:
+    """This VM's turns at running Deno: `MAX_CONCURRENT_RUNS` at once."""
+    turns = _TURNS.get(shell)
+    if turns is None:
+        turns = _TURNS[shell] = asyncio.Semaphore(MAX_CONCURRENT_RUNS)
+    return turns
 
 
 def _deno_version() -> str:

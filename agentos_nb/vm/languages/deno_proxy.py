@@ -8,6 +8,10 @@ host and port, and could add no credential): it answers the program's TLS itself
 certificate authority made for this run alone (its key never leaves this process; Deno is given
 the certificate only), and `Outbound` makes the real request with normal TLS verification.
 
+Only the run's own program may use it: the port is on 127.0.0.1, where any local process could
+connect, so each run has a secret of its own, given to Deno in the proxy's URL
+(`http://agentos:SECRET@127.0.0.1:PORT`); a request or CONNECT without it is answered 407.
+
 Bounded: request and response bodies up to a cap, a time limit per request, a few connections
 at once; it lives only as long as the run (`async with`), so a finished, stopped or timed-out
 run leaves nothing listening.
@@ -16,10 +20,13 @@ run leaves nothing listening.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
+import hmac
 import ipaddress
 import os
+import secrets
 import ssl
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -39,6 +46,7 @@ MAX_CONNECTIONS = 8
 """Connections the program may hold open to the proxy at once; more are answered 503."""
 _MAX_HEAD = 64 * 1024  # bytes of a request line and headers
 _MAX_HOSTS = 64  # TLS certificates made in one run
+_USER = "agentos"  # the user name in the proxy's URL; the password is the run's secret
 # Headers about one connection, not the request: never passed on. `accept-encoding` is left to
 # the host's client, which decodes what it asked for; `content-encoding` then no longer holds.
 _HOP_HEADERS = frozenset(
@@ -62,7 +70,7 @@ _DROPPED_FROM_RESPONSES = _HOP_HEADERS | {"content-encoding"}
 
 class DenoProxy:
     """A forward proxy for one run: `async with DenoProxy(...) as proxy`, then give Deno
-    `proxy.port` and `proxy.ca_file`."""
+    `proxy.url`, `proxy.port` and `proxy.ca_file`."""
 
     def __init__(self, outbound: Outbound, directory: Path, *, timeout: float, max_body: int) -> None:
         self._outbound = outbound
@@ -75,6 +83,14 @@ class DenoProxy:
         self._server: asyncio.Server | None = None
         self.port = 0
         self.ca_file = directory / "ca.pem"
+        self._secret = secrets.token_urlsafe(24)
+        credentials = base64.b64encode(f"{_USER}:{self._secret}".encode()).decode()
+        self._authorization = f"Basic {credentials}".encode()
+
+    @property
+    def url(self) -> str:
+        """The proxy as `HTTP_PROXY` names it, with the run's secret: requests without it get 407."""
+        return f"http://{_USER}:{self._secret}@127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> DenoProxy:
         self._authority = await asyncio.to_thread(_Authority)
@@ -123,6 +139,11 @@ class DenoProxy:
             event = await self._next(connection, reader)
             if not isinstance(event, h11.Request):
                 return
+            if tunnel is None and not self._authorized(event.headers):
+                challenge = f'Proxy-Authenticate: Basic realm="{_USER}"\r\n'
+                writer.write(_plain_response(407, "this proxy serves its own run only", challenge))
+                await writer.drain()
+                return
             method = event.method.decode("ascii")
             target = event.target.decode("ascii", errors="replace")
             if method == "CONNECT" and tunnel is None:
@@ -153,6 +174,11 @@ class DenoProxy:
             if body is None or connection.our_state is not h11.DONE or connection.their_state is not h11.DONE:
                 return
             connection.start_next_cycle()
+
+    def _authorized(self, headers: Sequence[tuple[bytes, bytes]]) -> bool:
+        """Whether the request carries this run's secret (inside a tunnel, its CONNECT did)."""
+        given = [value for name, value in headers if name.lower() == b"proxy-authorization"]
+        return len(given) == 1 and hmac.compare_digest(given[0].strip(), self._authorization)
 
     async def _open_tunnel(
         self,
@@ -319,9 +345,10 @@ def _error(status: int, message: str) -> tuple[int, bytes, list[tuple[str, str]]
     )
 
 
-def _plain_response(status: int, message: str) -> bytes:
+def _plain_response(status: int, message: str, headers: str = "") -> bytes:
+    """A response that ends the connection, written without h11 (`headers`: whole lines)."""
     body = f"agentos: {message}\n".encode()
     return (
-        f"HTTP/1.1 {status} Busy\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"{headers}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode() + body
