@@ -24,6 +24,7 @@ from agentos_nb.http.runtime_files import list_runtime_files, runtime_dir
 from agentos_nb.http.sse import read_events
 from agentos_nb.software import Pi, common, pi
 from conftest import wait_until
+from tests.hostile_kernel import HOSTILE
 
 pytestmark = pytest.mark.anyio
 
@@ -580,6 +581,17 @@ async def test_exec_runs_a_command_in_the_vm(serve):
     assert reply.json()["stdout"] == "piped"
     reply = await served.http.post("/actors/vm/v/exec", json={"cmd": "ls"})
     assert (reply.status_code, reply.json()["error"]) == (422, "validation_error")
+
+
+async def test_a_vm_whose_host_crashed_is_a_503_saying_so_and_the_vm_comes_back(serve):
+    served = await serve(vm=agent_os(software=[common], hosts=None))
+    eval_bomb = HOSTILE[0][0]  # crashes bashkit's process: recursion it cannot stop
+    reply = await served.http.post("/actors/vm/crash/exec", json={"command": eval_bomb})
+    assert reply.status_code == 503
+    assert reply.json()["error"] == "vm.crashed"
+    assert "Traceback" not in reply.text
+    reply = await served.http.post("/actors/vm/crash/exec", json={"command": "echo back"})
+    assert reply.json()["stdout"] == "back\n"
 
 
 async def test_sessions_are_created_prompted_streamed_cancelled_and_closed(serve):

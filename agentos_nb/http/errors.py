@@ -143,6 +143,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.ProcessNotFound.code: 404,
     errors.TooManyProcesses.code: 429,
     errors.ProcessLost.code: 410,
+    errors.VmCrashed.code: 503,  # the VM is back from its last snapshot: the call may be made again
     errors.McpServerFailed.code: 502,
     errors.ScheduleNotFound.code: 404,
     errors.PermissionRequestNotFound.code: 404,
