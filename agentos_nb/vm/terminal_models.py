@@ -78,8 +78,7 @@ class Terminal(BaseModel):
 
         async with await vm.open_shell(cols=100, rows=30) as term:
             await term.send("ls -la\\r")
-            screen = await term.wait_for("$ ")
-            print(screen.text)
+            screen = await term.wait_for("$ ")  # screen.text: what the terminal shows
 
     Keys are raw, as a terminal sends them: "\\r" is Enter, "\\x03" Ctrl-C, "\\x1b" Escape.
     Full-screen programs (`vi`, `less`) work. The shell works on the VM's files (a copy kept in
